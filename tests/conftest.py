@@ -1,0 +1,24 @@
+"""Shared fixtures: the offline MNIST copy beside the project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+def mnist_dir() -> Path:
+    env = os.environ.get("SM_DATA_DIR")
+    return Path(env) if env else SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def mnist_path() -> Path:
+    path = mnist_dir()
+    if not (path / "train-images-idx3-ubyte.gz").exists():
+        pytest.fail(f"MNIST not found at {path}; set SM_DATA_DIR to the four IDX files")
+    return path
