@@ -124,7 +124,7 @@ def report() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     commands: list[str] = []
-    for name, (args, claimed) in TABLE.items():
+    for name, (_, claimed) in TABLE.items():
         data = _load(name)
         if data is None:
             lines.append(f"| {name} | {claimed[0]} / {claimed[1]} | not run yet | | | | |")
