@@ -7,6 +7,7 @@ readers a consistent snapshot while the writer commits.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ CREATE TABLE IF NOT EXISTS rounds (
     round        INTEGER PRIMARY KEY,
     timestamp    REAL    NOT NULL,
     accuracy     REAL    NOT NULL,
-    loss         REAL    NOT NULL,
+    loss         REAL,                -- NULL when the model's loss is not finite
     duration_s   REAL    NOT NULL,
     aggregation_s REAL   NOT NULL,
     participants INTEGER NOT NULL,
@@ -60,7 +61,7 @@ class RoundRow:
 
     round: int
     accuracy: float  # percent, global model on the MNIST test set
-    loss: float
+    loss: float  # NaN when not finite (a diverged model); stored as NULL
     duration_s: float
     aggregation_s: float
     participants: int  # updates accepted into the aggregate
@@ -105,6 +106,8 @@ class MetricsStore:
         """Record a round; re-recording a round (after a restart) replaces it."""
         values = asdict(row)
         nodes = values.pop("nodes")
+        if not math.isfinite(values["loss"]):
+            values["loss"] = None
         with self._connect(write=True) as conn, conn:
             conn.execute(
                 "INSERT OR REPLACE INTO rounds (round, timestamp, accuracy, loss, duration_s,"
@@ -136,7 +139,7 @@ class MetricsStore:
         with self._connect(write=False) as conn:
             conn.row_factory = sqlite3.Row
             rows = conn.execute("SELECT * FROM rounds ORDER BY round").fetchall()
-        return [RoundRow(**dict(r)) for r in rows]
+        return [RoundRow(**{**dict(r), "loss": _nan_if_none(dict(r).get("loss"))}) for r in rows]
 
     def latest_nodes(self) -> list[NodeRoundRow]:
         """Per-node rows of the most recent round."""
@@ -146,3 +149,7 @@ class MetricsStore:
                 " WHERE round = (SELECT MAX(round) FROM rounds) ORDER BY node"
             ).fetchall()
         return [NodeRoundRow(*r) for r in rows]
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else float(value)

@@ -138,3 +138,18 @@ def test_settings_validation_names_the_key() -> None:
     with pytest.raises(ValueError, match="lr must be a float"):
         RunSettings.from_run_config({"lr": "fast"})
     assert RunSettings.from_run_config({"dp": "false", "num-nodes": 3}).dp is False
+
+
+def test_metrics_store_keeps_a_round_whose_loss_is_not_finite(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fl.metrics_store import MetricsStore, NodeRoundRow, RoundRow
+
+    store = MetricsStore(tmp_path / "m.sqlite")
+    row = RoundRow(round=1, accuracy=9.8, loss=float("nan"), duration_s=1.0, aggregation_s=0.1,
+                   participants=2, rejected=0, flagged=0, exhausted=0, max_epsilon=1.0,
+                   rule="fedavg", nodes=[NodeRoundRow("node-0", 1.0, 1.0, 1.0, 10, "accepted")])
+    store.append(row)
+    store.append(RoundRow(**{**row.__dict__, "round": 2, "loss": 0.5}))
+    rounds = store.rounds()
+    assert [r.round for r in rounds] == [1, 2]
+    assert np.isnan(rounds[0].loss) and rounds[1].loss == 0.5
+    assert store.latest_nodes()[0].node == "node-0"
