@@ -4,6 +4,10 @@ Each reply carries the new weights and a MetricRecord with ``num-examples``,
 ``train-loss``, ``epsilon`` (cumulative, from Opacus' RDP accountant), ``train-time``,
 ``partition-id`` and ``budget-exhausted``. A node whose ε budget would be exceeded by
 another round stops contributing and says so (a reply without weights).
+
+With the node-config key ``metrics-file`` (set by ``sovereign-map node``) every fit is
+also appended to that file, which the node's Prometheus exporter reads
+(``fl.node_metrics``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from flwr.clientapp import ClientApp
 
 from fl.attacks import poison_delta, poison_labels, validate_attack
 from fl.data import Split, load_mnist, node_partition
+from fl.node_metrics import FitRecord, metrics_file_of, record_fit
 from fl.records import from_numpy, to_numpy
 from fl.settings import RunSettings
 from fl.task import (
@@ -25,6 +30,7 @@ from fl.task import (
     get_weights,
     projected_epsilon,
     resolve_noise_multiplier,
+    sample_rate,
     set_weights,
     steps_per_epoch,
     train,
@@ -106,7 +112,7 @@ def train_handler(msg: Message, context: Context) -> Message:
     sigma = None
     if config.dp is not None:
         steps = config.epochs * steps_per_epoch(len(data), config.batch_size)
-        rate = config.batch_size / len(data)
+        rate = sample_rate(len(data), config.batch_size)
         sigma = resolve_noise_multiplier(config.dp, rate, steps * settings.num_server_rounds)
         budget = config.dp.budget
         if (
@@ -121,6 +127,10 @@ def train_handler(msg: Message, context: Context) -> Message:
                     "budget-exhausted": 1,
                     "num-examples": 0,
                 }
+            )
+            record_fit(
+                metrics_file_of(context.node_config),
+                FitRecord(server_round, 0, float("nan"), 0.0, spent, 0, "budget-exhausted"),
             )
             return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 
@@ -150,6 +160,17 @@ def train_handler(msg: Message, context: Context) -> Message:
             "noise-multiplier": result.noise_multiplier,
             "budget-exhausted": 0,
         }
+    )
+    record_fit(
+        metrics_file_of(context.node_config),
+        FitRecord(
+            round=server_round,
+            examples=result.examples,
+            loss=result.loss,
+            seconds=result.seconds,
+            epsilon=result.epsilon,
+            update_bytes=sum(int(w.nbytes) for w in out_weights.values()),
+        ),
     )
     content = RecordDict({"arrays": from_numpy(out_weights), "metrics": metrics})
     return Message(content, reply_to=msg)

@@ -3,10 +3,7 @@ reference, per-round evaluation on the MNIST test set, checkpoints and the metri
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,6 +14,7 @@ import numpy as np
 from flwr.app import ArrayRecord, MetricRecord
 
 from fl.aggregation import RULES
+from fl.checkpoints import Checkpoints
 from fl.contract import CHECKPOINT_DIR, METRICS_DB_FILE
 from fl.data import Split, load_mnist, root_dataset
 from fl.metrics_store import MetricsStore, NodeRoundRow, RoundRow
@@ -36,7 +34,6 @@ from fl.task import (
 )
 
 log = logging.getLogger("sovereign_map.server")
-KEEP_CHECKPOINTS = 5
 
 
 @dataclass(frozen=True)
@@ -49,51 +46,10 @@ class RoundResult:
     rejected: int
     flagged: int
     exhausted: int
+    failed: int  # nodes whose reply was an error (the ClientApp raised)
     max_epsilon: float
     weights: dict[str, float] = field(default_factory=dict)  # node -> share of the aggregate
     epsilons: dict[str, float] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------- checkpoints
-class Checkpoints:
-    """One ``round-NNNN.npz`` per round (the last few kept), written atomically."""
-
-    pattern = re.compile(r"round-(\d+)\.npz$")
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def save(
-        self, server_round: int, weights: dict[str, np.ndarray], meta: dict[str, object]
-    ) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"round-{server_round:04d}.npz"
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(
-                handle, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **weights
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-        for old in self.rounds()[:-KEEP_CHECKPOINTS]:
-            (self.directory / f"round-{old:04d}.npz").unlink(missing_ok=True)
-        return path
-
-    def rounds(self) -> list[int]:
-        if not self.directory.is_dir():
-            return []
-        found = (self.pattern.match(p.name) for p in self.directory.iterdir())
-        return sorted(int(m.group(1)) for m in found if m)
-
-    def load_latest(self) -> tuple[int, OrderedDict[str, np.ndarray], dict[str, object]] | None:
-        rounds = self.rounds()
-        if not rounds:
-            return None
-        with np.load(self.directory / f"round-{rounds[-1]:04d}.npz") as data:
-            meta = json.loads(bytes(data["__meta__"]).decode())
-            weights = OrderedDict((k, data[k]) for k in data.files if k != "__meta__")
-        return rounds[-1], weights, meta
 
 
 # --------------------------------------------------------------------- root update
@@ -192,6 +148,7 @@ class Federation:
             rejected=report.count("rejected"),
             flagged=report.count("flagged"),
             exhausted=report.count("budget-exhausted"),
+            failed=report.count("error"),
             max_epsilon=report.max_epsilon,
             weights={n.node: n.weight for n in report.nodes},
             epsilons={n.node: n.epsilon for n in report.nodes},

@@ -38,6 +38,8 @@ def build_report(
         "participants": [r.participants for r in results],
         "rejected": [r.rejected for r in results],
         "flagged": [r.flagged for r in results],
+        "budget_exhausted": [r.exhausted for r in results],
+        "failed": [r.failed for r in results],
         "attacker_weight": [
             sum(w for node, w in r.weights.items() if node in attacker_set) for r in results
         ],

@@ -145,7 +145,8 @@ class RunSettings:
         dp = None
         if self.dp:
             dp = DPConfig(
-                noise_multiplier=self.noise_multiplier or None,
+                # a target ε decides the noise; otherwise the configured multiplier does
+                noise_multiplier=None if self.target_epsilon else self.noise_multiplier,
                 max_grad_norm=self.max_grad_norm,
                 delta=self.delta,
                 target_epsilon=self.target_epsilon or None,

@@ -172,7 +172,10 @@ def simulate(**opts: object) -> None:
         click.echo(
             f"  round {r.round:>3}/{settings.num_server_rounds}: accuracy {r.accuracy:6.2f}%  "
             f"loss {r.loss:.4f}  accepted {r.participants - r.flagged}  flagged {r.flagged}  "
-            f"rejected {r.rejected}  max ε {r.max_epsilon:.3f}  "
+            f"rejected {r.rejected}"
+            + (f"  ε-exhausted {r.exhausted}" if r.exhausted else "")
+            + (f"  failed {r.failed}" if r.failed else "")
+            + f"  max ε {r.max_epsilon:.3f}  "
             f"({time.perf_counter() - start:.0f}s)"
         )
 

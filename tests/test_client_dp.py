@@ -78,7 +78,7 @@ def test_node_stops_at_its_epsilon_budget_and_says_so(mnist_path: Path) -> None:
 
 
 def test_target_epsilon_picks_sigma_for_the_planned_rounds(mnist_path: Path) -> None:
-    settings = _settings(mnist_path, target_epsilon=3.0, noise_multiplier=0.0,
+    settings = _settings(mnist_path, target_epsilon=3.0,  # overrides the default σ
                          num_server_rounds=2)
     grid = DirectGrid(settings)
     weights = get_weights(build_model(settings.model))
