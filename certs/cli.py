@@ -67,9 +67,7 @@ def certs() -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="Directory to create the PKI in (created if missing).",
 )
-@click.option(
-    "--nodes", required=True, type=int, help="Number of nodes: node-0 … node-{N-1}."
-)
+@click.option("--nodes", required=True, type=int, help="Number of nodes: node-0 … node-{N-1}.")
 @click.option(
     "--san",
     "sans",
@@ -165,9 +163,7 @@ def issue(directory: Path, node: str) -> None:
     help=f"Holder to re-issue (repeatable): a node id, {AGGREGATOR!r} or {OPERATOR!r}.",
 )
 @click.option("--all", "all_", is_flag=True, help="Re-issue every holder that is not revoked.")
-@click.option(
-    "--due", is_flag=True, help="Re-issue only certificates inside the renewal window."
-)
+@click.option("--due", is_flag=True, help="Re-issue only certificates inside the renewal window.")
 @click.option(
     "--revoke-old",
     is_flag=True,

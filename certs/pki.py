@@ -293,6 +293,12 @@ def _check_crl(
 
 def _server_subject(cert: x509.Certificate, name: str | None) -> verification.Subject:
     if name is not None:
+        names = [str(san.value) for san in subject_alt_names(cert)]
+        if name not in names:
+            raise CertificateError(
+                f"{_cn(cert)!r} is not valid for {name}: its names are "
+                f"{', '.join(names) or 'none'} (re-issue it with that name as a SAN)"
+            )
         try:
             return verification.IPAddress(ipaddress.ip_address(name))
         except ValueError:

@@ -53,6 +53,7 @@ ENV_METRICS_DB: Final = "SM_METRICS_DB"  # metrics API: path of the metrics stor
 ENV_METRICS_API_HOST: Final = "SM_METRICS_API_HOST"  # metrics API bind address (0.0.0.0)
 ENV_METRICS_CERT_DIR: Final = "SM_METRICS_CERT_DIR"  # metrics API: PEM certificates to watch
 ENV_ATTACK_TABLE: Final = "SM_ATTACK_TABLE"  # metrics API: YAML/JSON node id -> attack mode
+ENV_NODE_STATE_DIR: Final = "SM_NODE_STATE_DIR"  # node: its fit log and Flower home (scratch)
 
 # ------------------------------------------------------------ files and volumes
 TLS_CA_FILE: Final = "ca.crt"
@@ -62,6 +63,8 @@ TLS_CRL_FILE: Final = "ca.crl"
 METRICS_DB_FILE: Final = "metrics.sqlite"  # under the aggregator's state dir
 CHECKPOINT_DIR: Final = "checkpoints"  # under the aggregator's state dir
 SUPERLINK_DB_FILE: Final = "superlink.db"  # under the aggregator's state dir
+RUN_INFO_FILE: Final = "run.json"  # under the aggregator's state dir: the run it submitted
+NODE_FIT_LOG_FILE: Final = "fits.jsonl"  # under a node's state dir: one JSON line per fit
 AGGREGATOR_STATE_MOUNT: Final = "/var/lib/sovereign-map"  # container path of the data volume
 TLS_MOUNT: Final = "/etc/sovereign-map/tls"
 OPERATOR_TLS_MOUNT: Final = "/etc/sovereign-map/operator-tls"  # aggregator: operator bundle
@@ -100,6 +103,8 @@ NODE_METRIC_TRAIN_DURATION: Final = "sovereignmap_node_train_duration_seconds"  
 NODE_METRIC_TRAIN_LOSS: Final = "sovereignmap_node_train_loss"  # gauge, last local loss
 NODE_METRIC_EXAMPLES: Final = "sovereignmap_node_examples_total"  # counter, examples trained
 NODE_METRIC_UPDATE_BYTES: Final = "sovereignmap_node_update_bytes_total"  # counter, bytes sent
+NODE_METRIC_EPSILON: Final = "sovereignmap_node_dp_epsilon"  # gauge, the node's own cumulative ε
+NODE_METRIC_STAKE: Final = "sovereignmap_node_stake"  # gauge, the stake the node was given
 
 # ------------------------------------------------------------ Prometheus jobs and labels
 PROM_JOB_METRICS_API: Final = "sovereign-map-metrics-api"

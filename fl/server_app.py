@@ -15,6 +15,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fl.contract import ENV_STATE_DIR
 from fl.federation import Federation
+from fl.launch.proc import configure_logging
 from fl.records import from_numpy
 from fl.settings import RunSettings
 
@@ -32,6 +33,7 @@ def state_dir_for(context: Context) -> Path:
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
+    configure_logging()  # per-round lines reach the run's log (`flwr log`, the aggregator)
     settings = RunSettings.from_run_config(context.run_config)
     federation = Federation(settings, state_dir=state_dir_for(context), resume=True)
     if federation.remaining_rounds == 0:

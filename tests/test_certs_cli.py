@@ -51,9 +51,7 @@ def test_init_creates_the_whole_layout(pki: Path) -> None:
     assert (pki / "aggregator" / "ca.crl").read_bytes() == (pki / "ca" / "ca.crl").read_bytes()
     state = json.loads((pki / "ca" / "state.json").read_text())
     assert set(state["holders"]) == {"aggregator", "operator", "node-0", "node-1", "node-2"}
-    sans = _cert(pki / "aggregator").extensions.get_extension_for_class(
-        x509.SubjectAlternativeName
-    )
+    sans = _cert(pki / "aggregator").extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert set(map(str, sans.value.get_values_for_type(x509.DNSName))) == {
         "localhost", "aggregator", "aggregator.sm.svc"
     }  # fmt: skip

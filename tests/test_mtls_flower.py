@@ -247,7 +247,7 @@ clientapp = "probe:client"
 [tool.flwr.app.config]
 """
 
-PROBE_APP = '''\
+PROBE_APP = """\
 import time
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
@@ -271,7 +271,7 @@ def main(grid: Grid, context: Context) -> None:
                    message_type="query") for n in nodes]
     for reply in grid.send_and_receive(ask, timeout=30):
         print("PROBE-REPLY", dict(reply.content["cfg"]), flush=True)
-'''
+"""
 
 
 @pytest.mark.slow

@@ -135,7 +135,7 @@ def superlink(
 @click.option(
     "--node-config",
     callback=_node_config,
-    help='Flower node config, e.g. \'partition-id=0 num-partitions=5 name="a"\'.',
+    help="Flower node config, e.g. 'partition-id=0 num-partitions=5 name=\"a\"'.",
 )
 @click.option(
     "--runtime-port",
