@@ -519,9 +519,7 @@ def fltrust(
         target = weighted_median_1d(norms[trusted], combined[trusted])
         scale = np.minimum(1.0, target / np.where(usable, norms, 1.0))
     else:
-        raise ValueError(
-            f"magnitude must be 'trusted-median' or 'reference', got {magnitude!r}"
-        )
+        raise ValueError(f"magnitude must be 'trusted-median' or 'reference', got {magnitude!r}")
     coef = np.where(usable, effective * scale, 0.0)
     return AggregationResult(
         _weighted_mean(u, coef),

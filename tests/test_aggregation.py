@@ -288,8 +288,10 @@ def test_fltrust_scaled_up_updates_do_not_dominate() -> None:
     assert np.linalg.norm(attacked.update) <= np.linalg.norm(root) * (1 + 1e-12)
     assert np.linalg.norm(fedavg(boosted, np.ones(6)).update) > 1e3 * np.linalg.norm(root)
     # Our default clips to the trusted median norm: the boosted row is cut back to it.
-    plain, attacked = fltrust(u, np.ones(6), reference=root), fltrust(boosted, np.ones(6),
-                                                                          reference=root)
+    plain, attacked = (
+        fltrust(u, np.ones(6), reference=root),
+        fltrust(boosted, np.ones(6), reference=root),
+    )
     honest_norms = np.linalg.norm(u, axis=1)
     assert np.linalg.norm(attacked.update) <= honest_norms.max()
     assert attacked.diagnostics["magnitude"] <= honest_norms.max()

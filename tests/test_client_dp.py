@@ -17,15 +17,22 @@ from fl.task import CompactCNN, OriginalCNN, build_model, flatten, get_weights
 
 
 def _settings(mnist_path: Path, **changes: object) -> RunSettings:
-    base = dict(num_nodes=4, num_server_rounds=3, samples_per_node=256, batch_size=64,
-                data_dir=str(mnist_path), rule="fedavg")
+    base = dict(
+        num_nodes=4,
+        num_server_rounds=3,
+        samples_per_node=256,
+        batch_size=64,
+        data_dir=str(mnist_path),
+        rule="fedavg",
+    )
     base.update(changes)
     return RunSettings(**base)  # type: ignore[arg-type]
 
 
 def _train_round(grid: DirectGrid, node: int, weights: dict[str, np.ndarray], rnd: int) -> Message:
-    content = RecordDict({"arrays": from_numpy(weights),
-                          "config": ConfigRecord({"server-round": rnd})})
+    content = RecordDict(
+        {"arrays": from_numpy(weights), "config": ConfigRecord({"server-round": rnd})}
+    )
     (reply,) = grid.send_and_receive([Message(content, node, MessageType.TRAIN)])
     assert not reply.has_error(), reply.error
     return reply
@@ -78,8 +85,11 @@ def test_node_stops_at_its_epsilon_budget_and_says_so(mnist_path: Path) -> None:
 
 
 def test_target_epsilon_picks_sigma_for_the_planned_rounds(mnist_path: Path) -> None:
-    settings = _settings(mnist_path, target_epsilon=3.0,  # overrides the default σ
-                         num_server_rounds=2)
+    settings = _settings(
+        mnist_path,
+        target_epsilon=3.0,  # overrides the default σ
+        num_server_rounds=2,
+    )
     grid = DirectGrid(settings)
     weights = get_weights(build_model(settings.model))
     eps = [_train_round(grid, 1, weights, rnd).content["metrics"]["epsilon"] for rnd in (1, 2)]
@@ -102,8 +112,10 @@ def test_free_rider_and_gaussian_through_the_client(mnist_path: Path) -> None:
     settings = _settings(mnist_path)
     weights = get_weights(build_model(settings.model))
     base = flatten(weights)
-    honest = flatten(to_numpy(_train_round(DirectGrid(settings), 1, weights, 1)
-                              .content["arrays"])) - base
+    honest = (
+        flatten(to_numpy(_train_round(DirectGrid(settings), 1, weights, 1).content["arrays"]))
+        - base
+    )
     rider = DirectGrid(settings, {0: {"attack": "free-rider"}})
     gauss = DirectGrid(settings, {0: {"attack": "gaussian"}})
     d_rider = flatten(to_numpy(_train_round(rider, 1, weights, 1).content["arrays"])) - base

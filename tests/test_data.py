@@ -82,8 +82,9 @@ def test_download_rejects_a_corrupt_payload(tmp_path: Path) -> None:
         return _Response(gzip.compress(b"not mnist"))
 
     with pytest.raises(DataError):
-        download_file("t10k-labels-idx1-ubyte", tmp_path, opener=corrupt, sleep=lambda s: None,
-                      attempts=1)
+        download_file(
+            "t10k-labels-idx1-ubyte", tmp_path, opener=corrupt, sleep=lambda s: None, attempts=1
+        )
     assert not (tmp_path / "t10k-labels-idx1-ubyte.gz").exists()
 
 
@@ -107,8 +108,10 @@ def test_dirichlet_partitions_are_label_skewed_and_deterministic() -> None:
     # with alpha=0.1 most nodes are dominated by one or two classes
     top_share = [np.bincount(LABELS[p], minlength=10).max() / len(p) for p in parts]
     assert np.median(top_share) > 0.5
-    iid_share = [np.bincount(LABELS[p], minlength=10).max() / len(p)
-                 for p in partition_indices(LABELS, 10, seed=1)]
+    iid_share = [
+        np.bincount(LABELS[p], minlength=10).max() / len(p)
+        for p in partition_indices(LABELS, 10, seed=1)
+    ]
     assert max(iid_share) < 0.2
     again = partition_indices(LABELS, 10, scheme="dirichlet", alpha=0.1, seed=1)
     assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))

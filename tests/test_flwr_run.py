@@ -24,8 +24,12 @@ def _free_port() -> int:
 
 
 def _kill_local_superlink(port: int) -> None:
-    found = subprocess.run(["pgrep", "-f", f"flower-superlink.*--port {port}"],
-                           capture_output=True, text=True, check=False)
+    found = subprocess.run(
+        ["pgrep", "-f", f"flower-superlink.*--port {port}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     for pid in found.stdout.split():
         os.kill(int(pid), signal.SIGTERM)
 
@@ -52,9 +56,20 @@ def test_flwr_run_local_simulation(tmp_path: Path, mnist_path: Path) -> None:
     }
     try:
         done = subprocess.run(
-            [f"{bin_dir}/flwr", "run", str(REPO), "local", "--stream", "--run-config",
-             "num-server-rounds=2 num-nodes=3 samples-per-node=1000 rule='fltrust'"],
-            env=env, capture_output=True, text=True, timeout=400, check=False,
+            [
+                f"{bin_dir}/flwr",
+                "run",
+                str(REPO),
+                "local",
+                "--stream",
+                "--run-config",
+                "num-server-rounds=2 num-nodes=3 samples-per-node=1000 rule='fltrust'",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+            check=False,
         )
     finally:
         _kill_local_superlink(http_port)
@@ -65,4 +80,6 @@ def test_flwr_run_local_simulation(tmp_path: Path, mnist_path: Path) -> None:
     assert [r.round for r in rows] == [1, 2]
     assert rows[-1].accuracy > rows[0].accuracy > 20 and rows[-1].participants == 3
     assert sorted(p.name for p in (tmp_path / "state" / "checkpoints").iterdir()) == [
-        "round-0001.npz", "round-0002.npz"]
+        "round-0001.npz",
+        "round-0002.npz",
+    ]

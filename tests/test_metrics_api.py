@@ -29,14 +29,31 @@ ATTACKER = "node-4"
 def sample_round(n: int, *, t0: float = T0) -> RoundRow:
     """Round ``n`` of a 5-node run where node-4 attacks and the rule gives it zero weight."""
     nodes = [
-        NodeRoundRow(node=node, epsilon=0.4 * n, weight=0.0 if node == ATTACKER else 0.25,
-                     stake=1.0, examples=600, status="flagged" if node == ATTACKER else "accepted")
+        NodeRoundRow(
+            node=node,
+            epsilon=0.4 * n,
+            weight=0.0 if node == ATTACKER else 0.25,
+            stake=1.0,
+            examples=600,
+            status="flagged" if node == ATTACKER else "accepted",
+        )
         for node in NODES
     ]
-    return RoundRow(round=n, accuracy=50.0 + 3 * n, loss=2.0 / n, duration_s=10.0 * n,
-                    aggregation_s=0.02 * n, participants=5, rejected=1 if n % 2 else 0,
-                    flagged=1, exhausted=0, max_epsilon=0.4 * n, rule="fltrust",
-                    timestamp=t0 + 30.0 * n, nodes=nodes)
+    return RoundRow(
+        round=n,
+        accuracy=50.0 + 3 * n,
+        loss=2.0 / n,
+        duration_s=10.0 * n,
+        aggregation_s=0.02 * n,
+        participants=5,
+        rejected=1 if n % 2 else 0,
+        flagged=1,
+        exhausted=0,
+        max_epsilon=0.4 * n,
+        rule="fltrust",
+        timestamp=t0 + 30.0 * n,
+        nodes=nodes,
+    )
 
 
 def fill_store(path: Path, rounds: int, *, t0: float = T0) -> MetricsStore:
@@ -51,9 +68,13 @@ def make_cert(directory: Path, name: str, common_name: str, days: float) -> None
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=days))
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
         .sign(key, hashes.SHA256())
     )
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -79,8 +100,9 @@ def scrape(client: FlaskClient) -> dict[str, list[tuple[str, dict[str, str], flo
     return samples
 
 
-def value(samples: dict[str, list[tuple[str, dict[str, str], float]]], name: str,
-          **labels: str) -> float:
+def value(
+    samples: dict[str, list[tuple[str, dict[str, str], float]]], name: str, **labels: str
+) -> float:
     matches = [v for _, lab, v in samples[name] if all(lab.get(k) == x for k, x in labels.items())]
     assert len(matches) == 1, (name, labels, samples.get(name))
     return matches[0]
@@ -124,8 +146,9 @@ def test_convergence_limit_returns_the_last_rounds(client: FlaskClient) -> None:
     assert body["current_round"] == 12
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1e3", "9" * 400, "9" * 5000, " 3",
-                                   "2000000", "²", "٣"])
+@pytest.mark.parametrize(
+    "limit", ["0", "-1", "abc", "1e3", "9" * 400, "9" * 5000, " 3", "2000000", "²", "٣"]
+)
 def test_convergence_rejects_bad_limits_with_json_400(client: FlaskClient, limit: str) -> None:
     response = client.get("/convergence", query_string={"limit": limit})
     assert response.status_code == 400
@@ -170,9 +193,21 @@ def test_new_rounds_show_up_without_a_restart(store_path: Path) -> None:
 def test_non_finite_values_are_valid_json(store_path: Path) -> None:
     # (SQLite turns NaN into NULL, which the store refuses; a diverged loss arrives as inf)
     store = MetricsStore(store_path)
-    store.append(RoundRow(round=1, accuracy=9.8, loss=math.inf, duration_s=1.0, aggregation_s=0.1,
-                          participants=1, rejected=0, flagged=0, exhausted=0,
-                          max_epsilon=math.inf, rule="fedavg"))
+    store.append(
+        RoundRow(
+            round=1,
+            accuracy=9.8,
+            loss=math.inf,
+            duration_s=1.0,
+            aggregation_s=0.1,
+            participants=1,
+            rejected=0,
+            flagged=0,
+            exhausted=0,
+            max_epsilon=math.inf,
+            rule="fedavg",
+        )
+    )
     client = create_app(store_path).test_client()
     for path in ("/convergence", "/metrics_summary"):
         body = strict_json(client.get(path).data)
@@ -214,8 +249,9 @@ def test_zero_byte_store_file_is_empty_not_broken(store_path: Path) -> None:
     assert create_app(store_path).test_client().get("/health").status_code == 200
 
 
-@pytest.mark.parametrize("content", [b"this is not a database" * 100,
-                                     b"SQLite format 3\x00" + b"\xff" * 4000])
+@pytest.mark.parametrize(
+    "content", [b"this is not a database" * 100, b"SQLite format 3\x00" + b"\xff" * 4000]
+)
 def test_corrupt_store_is_503_with_a_reason(store_path: Path, content: bytes) -> None:
     store_path.parent.mkdir(parents=True)
     store_path.write_bytes(content)
@@ -250,12 +286,14 @@ def test_metrics_export_every_contract_metric(store_path: Path, tmp_path: Path) 
     fill_store(store_path, 12)
     certs = tmp_path / "pki"
     make_cert(certs, "ca.crt", "Sovereign Map CA", days=365)
-    config = RunConfig(rounds_planned=20, nodes_expected=5, epsilon_budget=8.0,
-                       attacks={ATTACKER: "sign-flip"})
+    config = RunConfig(
+        rounds_planned=20, nodes_expected=5, epsilon_budget=8.0, attacks={ATTACKER: "sign-flip"}
+    )
     samples = scrape(create_app(store_path, certs, run_config=config).test_client())
     names = {v for k, v in vars(contract).items() if k.startswith("METRIC_")}
-    exported = {n.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum")
-                for n in samples}
+    exported = {
+        n.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum") for n in samples
+    }
     assert names <= exported, names - exported
 
 
@@ -284,8 +322,14 @@ def test_round_duration_histogram_is_built_from_stored_durations(client: FlaskCl
     durations = [10.0 * n for n in range(1, 13)]  # 10, 20, ... 120 s
     assert value(s, f"{name}_count") == 12
     assert value(s, f"{name}_sum") == pytest.approx(sum(durations))
-    for le, expected in (("10.0", 1), ("30.0", 3), ("60.0", 6), ("90.0", 9), ("120.0", 12),
-                         ("+Inf", 12)):
+    for le, expected in (
+        ("10.0", 1),
+        ("30.0", 3),
+        ("60.0", 6),
+        ("90.0", 9),
+        ("120.0", 12),
+        ("+Inf", 12),
+    ):
         assert value(s, f"{name}_bucket", le=le) == expected
     agg = contract.METRIC_AGGREGATION_DURATION
     assert value(s, f"{agg}_bucket", le="0.1") == 5  # 0.02 .. 0.10
@@ -301,8 +345,12 @@ def test_configured_attackers_are_labelled_and_counted(store_path: Path, tmp_pat
     attack = contract.METRIC_NODE_CONFIGURED_ATTACK
     assert value(s, attack, node=ATTACKER) == 1
     assert {lab["node"]: lab["attack"] for _, lab, _ in s[attack]} == {
-        "node-0": "honest", "node-1": "honest", "node-2": "honest", "node-3": "honest",
-        ATTACKER: "sign-flip"}
+        "node-0": "honest",
+        "node-1": "honest",
+        "node-2": "honest",
+        "node-3": "honest",
+        ATTACKER: "sign-flip",
+    }
     assert value(s, contract.METRIC_CONFIGURED_BYZANTINE_SHARE) == pytest.approx(0.2)
     assert value(s, contract.METRIC_NODES_EXPECTED) == 5
 
@@ -317,7 +365,8 @@ def test_certificate_expiry_days_per_certificate(store_path: Path, tmp_path: Pat
     name = contract.METRIC_CERT_EXPIRY_DAYS
     assert value(s, name, subject="Sovereign Map CA", file="ca.crt") == pytest.approx(365, abs=0.01)
     assert value(s, name, subject="node-1", file="nodes/node-1/tls.crt") == pytest.approx(
-        10, abs=0.01)
+        10, abs=0.01
+    )
     assert len(s[name]) == 2
 
 
@@ -386,14 +435,17 @@ def test_internal_errors_are_json_500(store_path: Path, monkeypatch: pytest.Monk
 # --------------------------------------------------------------------- attack table
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("- node-1\n- node-2\n", "must map node ids"),
-    ("node-1: teleport\n", "not an attack mode"),
-    ("node-1: 2.5\n", "not an attack mode"),
-    ("node-1: {attack: banana}\n", "not an attack mode"),
-    ("node-1: [unclosed\n", "not valid YAML"),
-    ("1: sign-flip\n", "is not a string"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- node-1\n- node-2\n", "must map node ids"),
+        ("node-1: teleport\n", "not an attack mode"),
+        ("node-1: 2.5\n", "not an attack mode"),
+        ("node-1: {attack: banana}\n", "not an attack mode"),
+        ("node-1: [unclosed\n", "not valid YAML"),
+        ("1: sign-flip\n", "is not a string"),
+    ],
+)
 def test_bad_attack_tables_are_refused_clearly(tmp_path: Path, text: str, message: str) -> None:
     table = tmp_path / "attacks.yaml"
     table.write_text(text)

@@ -24,10 +24,18 @@ ACCEPTED_FINDINGS = {
 
 def promtool_findings(exposition: bytes) -> set[str]:
     assert PROMTOOL is not None
-    result = subprocess.run([PROMTOOL, "check", "metrics"], input=exposition,
-                            capture_output=True, timeout=60, check=False)
-    findings = {line.strip() for line in (result.stdout + result.stderr).decode().splitlines()
-                if line.strip()}
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    findings = {
+        line.strip()
+        for line in (result.stdout + result.stderr).decode().splitlines()
+        if line.strip()
+    }
     if result.returncode not in (0, 3):  # 3: lint findings only
         pytest.fail(f"promtool failed ({result.returncode}): {findings}")
     if result.returncode == 0:
@@ -41,8 +49,9 @@ def test_filled_store_metrics_pass_promtool(tmp_path: Path, accept: str) -> None
     fill_store(store, 12)
     certs = tmp_path / "pki"
     make_cert(certs, "ca.crt", "CA", days=30)
-    config = RunConfig(rounds_planned=20, nodes_expected=5, epsilon_budget=8.0,
-                       attacks={ATTACKER: "gaussian"})
+    config = RunConfig(
+        rounds_planned=20, nodes_expected=5, epsilon_budget=8.0, attacks={ATTACKER: "gaussian"}
+    )
     client = create_app(store, certs, run_config=config).test_client()
     response = client.get("/metrics", headers={"Accept": accept} if accept else {})
     body = response.data

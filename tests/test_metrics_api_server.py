@@ -63,15 +63,18 @@ def test_waitress_serves_the_endpoints(served: int) -> None:
     assert status == 200 and b"sovereignmap_fl_round 5.0" in body
 
 
-@pytest.mark.parametrize("payload", [
-    b"\x00\xff\xfe garbage\r\n\r\n",
-    b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",
-    b"GET /health HTTP/9.9\r\n\r\n",
-    b"GET /health HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-    b"GET /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-    b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999\r\n\r\n" + b"x" * 1000,
-    b"GET /health",  # never finished
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x00\xff\xfe garbage\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",
+        b"GET /health HTTP/9.9\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999\r\n\r\n" + b"x" * 1000,
+        b"GET /health",  # never finished
+    ],
+)
 def test_malformed_http_does_not_take_the_server_down(served: int, payload: bytes) -> None:
     answer = raw(served, payload)
     assert not answer.startswith((b"HTTP/1.1 5", b"HTTP/1.0 5")), answer[:200]
@@ -88,8 +91,9 @@ def test_cli_help_explains_the_options() -> None:
 def test_cli_refuses_a_bad_attack_table(tmp_path: Path) -> None:
     table = tmp_path / "attacks.yaml"
     table.write_text("node-1: teleport\n")
-    result = CliRunner().invoke(metrics_api, ["--store", str(tmp_path / "m.sqlite"),
-                                              "--attack-table", str(table)])
+    result = CliRunner().invoke(
+        metrics_api, ["--store", str(tmp_path / "m.sqlite"), "--attack-table", str(table)]
+    )
     assert result.exit_code == 1
     assert "not an attack mode" in result.output
     assert "Traceback" not in result.output
@@ -100,15 +104,20 @@ def test_cli_reports_a_busy_port(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = CliRunner().invoke(metrics_api, ["--store", str(tmp_path / "m.sqlite"),
-                                                  "--host", "127.0.0.1", "--port", str(port)])
+        result = CliRunner().invoke(
+            metrics_api,
+            ["--store", str(tmp_path / "m.sqlite"), "--host", "127.0.0.1", "--port", str(port)],
+        )
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
 
 
 def test_cli_takes_settings_from_the_environment(tmp_path: Path) -> None:
-    result = CliRunner().invoke(metrics_api, [], env={"SM_METRICS_DB": str(tmp_path / "m.sqlite"),
-                                                      "SM_METRICS_API_PORT": "70000"})
+    result = CliRunner().invoke(
+        metrics_api,
+        [],
+        env={"SM_METRICS_DB": str(tmp_path / "m.sqlite"), "SM_METRICS_API_PORT": "70000"},
+    )
     assert result.exit_code == 2
     assert "70000" in result.output  # the env port was read and validated
 
@@ -124,9 +133,21 @@ def test_sovereign_map_metrics_api_command_serves(tmp_path: Path) -> None:
     fill_store(store, 3)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fl.cli", "metrics-api", "--store", str(store),
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "fl.cli",
+            "metrics-api",
+            "--store",
+            str(store),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 20

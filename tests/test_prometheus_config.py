@@ -16,8 +16,9 @@ from dashboards.prometheus import node_ports_for, prometheus_config
 from dashboards.render import render_all, to_yaml
 from fl.contract import PROM_JOB_METRICS_API, PROM_JOB_NODES
 
-needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
-                                    reason="promtool not installed")
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed"
+)
 KWARGS: dict[str, dict[str, Any]] = {
     "devnet": {"metrics_api_port": 18000, "node_ports": node_ports_for(3, 19101)},
     "docker": {"network": "sovereign-map-local", "stack": "local"},
@@ -55,8 +56,10 @@ def test_devnet_scrapes_each_node_on_127_0_0_1_with_its_id() -> None:
     config = prometheus_config("devnet", **KWARGS["devnet"])
     nodes = job(config, PROM_JOB_NODES)["static_configs"]
     assert [(n["targets"], n["labels"]["node"]) for n in nodes] == [
-        (["127.0.0.1:19101"], "node-0"), (["127.0.0.1:19102"], "node-1"),
-        (["127.0.0.1:19103"], "node-2")]
+        (["127.0.0.1:19101"], "node-0"),
+        (["127.0.0.1:19102"], "node-1"),
+        (["127.0.0.1:19103"], "node-2"),
+    ]
     assert job(config, PROM_JOB_METRICS_API)["static_configs"][0]["targets"] == ["127.0.0.1:18000"]
     assert config["rule_files"] == ["rules/*.yml"]
 
@@ -65,36 +68,51 @@ def test_docker_filters_by_stack_labels_and_network() -> None:
     config = prometheus_config("docker", **KWARGS["docker"])
     nodes = job(config, PROM_JOB_NODES)
     sd = nodes["docker_sd_configs"][0]
-    assert sd["filters"] == [{"name": "label",
-                              "values": ["app.kubernetes.io/part-of=sovereign-map"]}]
+    assert sd["filters"] == [
+        {"name": "label", "values": ["app.kubernetes.io/part-of=sovereign-map"]}
+    ]
     relabel = nodes["relabel_configs"]
-    assert {"source_labels": ["__meta_docker_network_name"], "regex": "sovereign-map-local",
-            "action": "keep"} in relabel
-    assert {"source_labels": ["__meta_docker_container_label_app_kubernetes_io_component"],
-            "regex": "node", "action": "keep"} in relabel
+    assert {
+        "source_labels": ["__meta_docker_network_name"],
+        "regex": "sovereign-map-local",
+        "action": "keep",
+    } in relabel
+    assert {
+        "source_labels": ["__meta_docker_container_label_app_kubernetes_io_component"],
+        "regex": "node",
+        "action": "keep",
+    } in relabel
     assert config["global"]["external_labels"] == {"stack": "local"}
 
 
 def test_kubernetes_discovers_pods_in_the_namespace() -> None:
     config = prometheus_config("kubernetes", **KWARGS["kubernetes"])
     api = job(config, PROM_JOB_METRICS_API)
-    assert api["kubernetes_sd_configs"] == [{"role": "pod",
-                                             "namespaces": {"names": ["sovereign-map"]}}]
-    assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
-            "regex": "metrics-api", "action": "keep"} in api["relabel_configs"]
+    assert api["kubernetes_sd_configs"] == [
+        {"role": "pod", "namespaces": {"names": ["sovereign-map"]}}
+    ]
+    assert {
+        "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+        "regex": "metrics-api",
+        "action": "keep",
+    } in api["relabel_configs"]
     endpoints = prometheus_config("kubernetes", namespace="x", role="endpoints")
     assert job(endpoints, PROM_JOB_NODES)["kubernetes_sd_configs"][0]["role"] == "endpoints"
 
 
-@pytest.mark.parametrize(("target", "kwargs", "message"), [
-    ("kubernetes", {}, "namespace"),
-    ("kubernetes", {"namespace": "x", "role": "service"}, "role"),
-    ("devnet", {"node_ports": {"node-0": 70000}}, "ports"),
-    ("devnet", {"namespace": "x"}, "devnet"),
-    ("swarm", {}, "target must be one of"),
-])
-def test_bad_arguments_are_refused_clearly(target: str, kwargs: dict[str, Any],
-                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("target", "kwargs", "message"),
+    [
+        ("kubernetes", {}, "namespace"),
+        ("kubernetes", {"namespace": "x", "role": "service"}, "role"),
+        ("devnet", {"node_ports": {"node-0": 70000}}, "ports"),
+        ("devnet", {"namespace": "x"}, "devnet"),
+        ("swarm", {}, "target must be one of"),
+    ],
+)
+def test_bad_arguments_are_refused_clearly(
+    target: str, kwargs: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         prometheus_config(target, **kwargs)  # type: ignore[arg-type]
 
@@ -110,8 +128,10 @@ def test_without_kubernetes_sd_keeps_relabelling() -> None:
     config = prometheus_config("kubernetes", **KWARGS["kubernetes"])
     stripped = without_kubernetes_sd(config)
     assert "kubernetes_sd_configs" not in yaml.safe_dump(stripped)
-    assert job(stripped, PROM_JOB_NODES)["relabel_configs"] == job(
-        config, PROM_JOB_NODES)["relabel_configs"]
+    assert (
+        job(stripped, PROM_JOB_NODES)["relabel_configs"]
+        == job(config, PROM_JOB_NODES)["relabel_configs"]
+    )
 
 
 @needs_promtool
@@ -119,13 +139,22 @@ def test_without_kubernetes_sd_keeps_relabelling() -> None:
 def test_render_all_writes_files_that_pass_every_check(tmp_path: Path, target: str) -> None:
     kwargs = dict(KWARGS[target])
     namespace = kwargs.pop("namespace", None)
-    written = render_all(tmp_path, target, namespace=namespace,  # type: ignore[arg-type]
-                         webhook_url="https://hooks.example.org/x", **kwargs)
+    written = render_all(
+        tmp_path,
+        target,
+        namespace=namespace,  # type: ignore[arg-type]
+        webhook_url="https://hooks.example.org/x",
+        **kwargs,
+    )
     assert tmp_path / "prometheus" / "prometheus.yml" in written
     assert len([p for p in written if p.suffix == ".json"]) == 3
     results = check_rendered(tmp_path)
-    assert [r.what for r in results] == ["prometheus config", "alert rules",
-                                         "alertmanager config", "promql lint"]
+    assert [r.what for r in results] == [
+        "prometheus config",
+        "alert rules",
+        "alertmanager config",
+        "promql lint",
+    ]
     for result in results:
         assert result.ok is not False, (result.what, result.output)
 
@@ -133,12 +162,27 @@ def test_render_all_writes_files_that_pass_every_check(tmp_path: Path, target: s
 @needs_promtool
 def test_monitoring_cli_renders_and_checks(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(monitoring, ["render", "--out", str(tmp_path), "--target", "devnet",
-                                        "--nodes", "2", "--node", "edge-7=9200"])
+    result = runner.invoke(
+        monitoring,
+        [
+            "render",
+            "--out",
+            str(tmp_path),
+            "--target",
+            "devnet",
+            "--nodes",
+            "2",
+            "--node",
+            "edge-7=9200",
+        ],
+    )
     assert result.exit_code == 0, result.output
     config = yaml.safe_load((tmp_path / "prometheus" / "prometheus.yml").read_text())
     assert [c["labels"]["node"] for c in job(config, PROM_JOB_NODES)["static_configs"]] == [
-        "edge-7", "node-0", "node-1"]
+        "edge-7",
+        "node-0",
+        "node-1",
+    ]
     result = runner.invoke(monitoring, ["check", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "alert rules: ok" in result.output
@@ -148,12 +192,15 @@ def test_monitoring_cli_renders_and_checks(tmp_path: Path) -> None:
     assert "alertmanager config: FAILED" in result.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--target", "kubernetes"], "--namespace"),
-    (["--target", "docker", "--nodes", "3"], "only apply to --target devnet"),
-    (["--target", "devnet", "--node", "node-0:9101"], "NODE_ID=PORT"),
-    (["--target", "devnet", "--webhook-url", "nope"], "webhook URL"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "kubernetes"], "--namespace"),
+        (["--target", "docker", "--nodes", "3"], "only apply to --target devnet"),
+        (["--target", "devnet", "--node", "node-0:9101"], "NODE_ID=PORT"),
+        (["--target", "devnet", "--webhook-url", "nope"], "webhook URL"),
+    ],
+)
 def test_monitoring_cli_refuses_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
     result = CliRunner().invoke(monitoring, ["render", "--out", str(tmp_path), *args])
     assert result.exit_code != 0
@@ -163,8 +210,14 @@ def test_monitoring_cli_refuses_bad_input(tmp_path: Path, args: list[str], messa
 
 @pytest.mark.parametrize("target", ["docker", "kubernetes"])
 def test_metrics_api_may_run_in_the_aggregators_container(target: str) -> None:
-    config = prometheus_config(target, metrics_api_component="aggregator",  # type: ignore[arg-type]
-                               **KWARGS[target])
-    keeps = [r["regex"] for r in job(config, PROM_JOB_METRICS_API)["relabel_configs"]
-             if r.get("action") == "keep" and "component" in r["source_labels"][0]]
+    config = prometheus_config(
+        target,
+        metrics_api_component="aggregator",  # type: ignore[arg-type]
+        **KWARGS[target],
+    )
+    keeps = [
+        r["regex"]
+        for r in job(config, PROM_JOB_METRICS_API)["relabel_configs"]
+        if r.get("action") == "keep" and "component" in r["source_labels"][0]
+    ]
     assert keeps == ["aggregator"]

@@ -16,10 +16,23 @@ from fl.strategy import SovereignStrategy
 GLOBAL = OrderedDict(w=np.zeros((2, 2), dtype=np.float32), b=np.zeros(2, dtype=np.float32))
 
 
-def _reply(request: Message, pid: int, weights: dict[str, np.ndarray] | None,
-           examples: int = 10, **extra: float) -> Message:
-    metrics = MetricRecord({"partition-id": pid, "num-examples": examples, "epsilon": 0.5,
-                            "train-loss": 1.0, "budget-exhausted": 0, **extra})
+def _reply(
+    request: Message,
+    pid: int,
+    weights: dict[str, np.ndarray] | None,
+    examples: int = 10,
+    **extra: float,
+) -> Message:
+    metrics = MetricRecord(
+        {
+            "partition-id": pid,
+            "num-examples": examples,
+            "epsilon": 0.5,
+            "train-loss": 1.0,
+            "budget-exhausted": 0,
+            **extra,
+        }
+    )
     content = RecordDict({"metrics": metrics})
     if weights is not None:
         content["arrays"] = from_numpy(weights)
@@ -61,33 +74,47 @@ def test_malformed_updates_are_rejected_and_counted() -> None:
     report, arrays, metrics = _run(settings, replies)
     statuses = {n.node + ":" + n.status for n in report.nodes}
     assert "node-0:accepted" in statuses
-    assert {"node-1:rejected:shape", "node-2:rejected:non-finite", "node-3:rejected:non-finite",
-            "node-4:rejected:norm", "node-0:rejected:duplicate-identity"} <= statuses
+    assert {
+        "node-1:rejected:shape",
+        "node-2:rejected:non-finite",
+        "node-3:rejected:non-finite",
+        "node-4:rejected:norm",
+        "node-0:rejected:duplicate-identity",
+    } <= statuses
     assert metrics["rejected"] == 6 and metrics["participants"] == 1
     np.testing.assert_allclose(to_numpy(arrays)["w"], 1.0)  # only the good update counts
 
 
 def test_stake_times_examples_weights_the_mean() -> None:
     settings = RunSettings(num_nodes=2, rule="fedavg", stakes="node-0=3,node-1=1")
-    report, arrays, _ = _run(settings, lambda req: [
-        _reply(req[0], 0, _delta(1.0), examples=10),
-        _reply(req[1], 1, _delta(-1.0), examples=10),
-    ])
+    report, arrays, _ = _run(
+        settings,
+        lambda req: [
+            _reply(req[0], 0, _delta(1.0), examples=10),
+            _reply(req[1], 1, _delta(-1.0), examples=10),
+        ],
+    )
     np.testing.assert_allclose(to_numpy(arrays)["b"], 0.5)  # (3·1 + 1·(−1)) / 4
     assert [round(n.weight, 6) for n in report.nodes] == [0.75, 0.25]
-    _, arrays, _ = _run(RunSettings(num_nodes=2, rule="fedavg"), lambda req: [
-        _reply(req[0], 0, _delta(1.0), examples=30),
-        _reply(req[1], 1, _delta(-1.0), examples=10),
-    ])
+    _, arrays, _ = _run(
+        RunSettings(num_nodes=2, rule="fedavg"),
+        lambda req: [
+            _reply(req[0], 0, _delta(1.0), examples=30),
+            _reply(req[1], 1, _delta(-1.0), examples=10),
+        ],
+    )
     np.testing.assert_allclose(to_numpy(arrays)["b"], 0.5)  # examples weigh too
 
 
 def test_budget_exhausted_nodes_are_counted_not_aggregated() -> None:
     settings = RunSettings(num_nodes=2, rule="fedavg")
-    _, arrays, metrics = _run(settings, lambda req: [
-        _reply(req[0], 0, _delta(2.0)),
-        _reply(req[1], 1, None, examples=0, **{"budget-exhausted": 1}),
-    ])
+    _, arrays, metrics = _run(
+        settings,
+        lambda req: [
+            _reply(req[0], 0, _delta(2.0)),
+            _reply(req[1], 1, None, examples=0, **{"budget-exhausted": 1}),
+        ],
+    )
     assert metrics["exhausted"] == 1 and metrics["participants"] == 1
     np.testing.assert_allclose(to_numpy(arrays)["w"], 2.0)
 
@@ -102,12 +129,16 @@ def test_fltrust_flags_sign_flipped_updates_with_zero_weight() -> None:
     root = lambda _g: direction.astype(np.float64)  # noqa: E731
     rng = np.random.default_rng(0)
     honest = [direction + 0.02 * rng.standard_normal(6).astype(np.float32) for _ in range(2)]
-    report, arrays, metrics = _run(settings, lambda req: [
-        _reply(req[0], 0, as_weights(-honest[0])),  # sign-flipped
-        _reply(req[1], 1, as_weights(-5 * honest[1])),  # sign-flipped and boosted
-        _reply(req[2], 2, as_weights(honest[0])),
-        _reply(req[3], 3, as_weights(honest[1])),
-    ], root=root)
+    report, arrays, metrics = _run(
+        settings,
+        lambda req: [
+            _reply(req[0], 0, as_weights(-honest[0])),  # sign-flipped
+            _reply(req[1], 1, as_weights(-5 * honest[1])),  # sign-flipped and boosted
+            _reply(req[2], 2, as_weights(honest[0])),
+            _reply(req[3], 3, as_weights(honest[1])),
+        ],
+        root=root,
+    )
     weights = {n.node: n.weight for n in report.nodes}
     assert weights["node-0"] == 0 and weights["node-1"] == 0
     assert weights["node-2"] > 0.3 and weights["node-3"] > 0.3
@@ -120,10 +151,13 @@ def test_error_replies_do_not_break_the_round() -> None:
     from flwr.app import Error
 
     settings = RunSettings(num_nodes=2, rule="fedavg")
-    report, _, metrics = _run(settings, lambda req: [
-        _reply(req[0], 0, _delta(1.0)),
-        Message(Error(code=0, reason="ClientApp crashed"), reply_to=req[1]),
-    ])
+    report, _, metrics = _run(
+        settings,
+        lambda req: [
+            _reply(req[0], 0, _delta(1.0)),
+            Message(Error(code=0, reason="ClientApp crashed"), reply_to=req[1]),
+        ],
+    )
     assert metrics["participants"] == 1
     assert any(n.status.startswith("error") for n in report.nodes)
 
@@ -144,9 +178,20 @@ def test_metrics_store_keeps_a_round_whose_loss_is_not_finite(tmp_path) -> None:
     from fl.metrics_store import MetricsStore, NodeRoundRow, RoundRow
 
     store = MetricsStore(tmp_path / "m.sqlite")
-    row = RoundRow(round=1, accuracy=9.8, loss=float("nan"), duration_s=1.0, aggregation_s=0.1,
-                   participants=2, rejected=0, flagged=0, exhausted=0, max_epsilon=1.0,
-                   rule="fedavg", nodes=[NodeRoundRow("node-0", 1.0, 1.0, 1.0, 10, "accepted")])
+    row = RoundRow(
+        round=1,
+        accuracy=9.8,
+        loss=float("nan"),
+        duration_s=1.0,
+        aggregation_s=0.1,
+        participants=2,
+        rejected=0,
+        flagged=0,
+        exhausted=0,
+        max_epsilon=1.0,
+        rule="fedavg",
+        nodes=[NodeRoundRow("node-0", 1.0, 1.0, 1.0, 10, "accepted")],
+    )
     store.append(row)
     store.append(RoundRow(**{**row.__dict__, "round": 2, "loss": 0.5}))
     rounds = store.rounds()

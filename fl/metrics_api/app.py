@@ -104,8 +104,9 @@ def create_app(
 
     @app.get("/")
     def index() -> Any:
-        return jsonify(service=SERVICE,
-                       endpoints=["/health", "/convergence", "/metrics_summary", "/metrics"])
+        return jsonify(
+            service=SERVICE, endpoints=["/health", "/convergence", "/metrics_summary", "/metrics"]
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
@@ -119,7 +120,8 @@ def create_app(
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:
         log.exception("unhandled error serving %s", request.path)
-        return jsonify(error="Internal Server Error", status=500,
-                       message="the metrics API failed; see its log"), 500
+        return jsonify(
+            error="Internal Server Error", status=500, message="the metrics API failed; see its log"
+        ), 500
 
     return app

@@ -39,38 +39,73 @@ def resolve_store(store_path: Path | None, state_dir: str | None) -> Path:
 
 
 @click.command(name="metrics-api")
-@click.option("--store", "store_path", envvar=ENV_METRICS_DB,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help=f"The aggregator's metrics store (SQLite). It may not exist yet: the API then "
-                   f"reports the empty state before round 1. [env: {ENV_METRICS_DB}; else "
-                   f"${ENV_STATE_DIR}/{METRICS_DB_FILE}]")
-@click.option("--host", envvar=ENV_METRICS_API_HOST, default="0.0.0.0", show_default=True,
-              help=f"Address to listen on; 127.0.0.1 for this machine only. "
-                   f"[env: {ENV_METRICS_API_HOST}]")
-@click.option("--port", envvar=ENV_METRICS_API_PORT, default=METRICS_API_PORT, show_default=True,
-              type=click.IntRange(1, 65535), help=f"TCP port. [env: {ENV_METRICS_API_PORT}]")
-@click.option("--cert-dir", envvar=[ENV_METRICS_CERT_DIR, ENV_TLS_DIR],
-              type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help=f"Directory of PEM certificates (*.crt, *.pem; searched recursively) whose "
-                   f"days to expiry /metrics reports. [env: {ENV_METRICS_CERT_DIR}, "
-                   f"then {ENV_TLS_DIR}]")
-@click.option("--attack-table", envvar=ENV_ATTACK_TABLE,
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help=f"YAML/JSON mapping node id -> attack mode (or -> {{attack: mode, ...}}) of "
-                   f"the nodes configured to attack; unlisted nodes are honest. "
-                   f"[env: {ENV_ATTACK_TABLE}]")
-@click.option("--num-rounds", envvar=ENV_NUM_ROUNDS, type=POSITIVE,
-              help=f"Rounds the run is configured for; silences the no-progress alert once "
-                   f"reached. [env: {ENV_NUM_ROUNDS}]")
-@click.option("--num-nodes", envvar=ENV_NUM_NODES, type=POSITIVE,
-              help=f"Nodes in the run; the participation alert compares against it. "
-                   f"[env: {ENV_NUM_NODES}]")
-@click.option("--epsilon-budget", envvar=ENV_DP_EPSILON_BUDGET,
-              type=click.FloatRange(min=0, min_open=True),
-              help=f"Per-node ε budget; the privacy alert compares the largest ε against it. "
-                   f"[env: {ENV_DP_EPSILON_BUDGET}]")
-@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=POSITIVE,
-              help="Waitress worker threads.")
+@click.option(
+    "--store",
+    "store_path",
+    envvar=ENV_METRICS_DB,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"The aggregator's metrics store (SQLite). It may not exist yet: the API then "
+    f"reports the empty state before round 1. [env: {ENV_METRICS_DB}; else "
+    f"${ENV_STATE_DIR}/{METRICS_DB_FILE}]",
+)
+@click.option(
+    "--host",
+    envvar=ENV_METRICS_API_HOST,
+    default="0.0.0.0",
+    show_default=True,
+    help=f"Address to listen on; 127.0.0.1 for this machine only. [env: {ENV_METRICS_API_HOST}]",
+)
+@click.option(
+    "--port",
+    envvar=ENV_METRICS_API_PORT,
+    default=METRICS_API_PORT,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help=f"TCP port. [env: {ENV_METRICS_API_PORT}]",
+)
+@click.option(
+    "--cert-dir",
+    envvar=[ENV_METRICS_CERT_DIR, ENV_TLS_DIR],
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help=f"Directory of PEM certificates (*.crt, *.pem; searched recursively) whose "
+    f"days to expiry /metrics reports. [env: {ENV_METRICS_CERT_DIR}, "
+    f"then {ENV_TLS_DIR}]",
+)
+@click.option(
+    "--attack-table",
+    envvar=ENV_ATTACK_TABLE,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help=f"YAML/JSON mapping node id -> attack mode (or -> {{attack: mode, ...}}) of "
+    f"the nodes configured to attack; unlisted nodes are honest. "
+    f"[env: {ENV_ATTACK_TABLE}]",
+)
+@click.option(
+    "--num-rounds",
+    envvar=ENV_NUM_ROUNDS,
+    type=POSITIVE,
+    help=f"Rounds the run is configured for; silences the no-progress alert once "
+    f"reached. [env: {ENV_NUM_ROUNDS}]",
+)
+@click.option(
+    "--num-nodes",
+    envvar=ENV_NUM_NODES,
+    type=POSITIVE,
+    help=f"Nodes in the run; the participation alert compares against it. [env: {ENV_NUM_NODES}]",
+)
+@click.option(
+    "--epsilon-budget",
+    envvar=ENV_DP_EPSILON_BUDGET,
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Per-node ε budget; the privacy alert compares the largest ε against it. "
+    f"[env: {ENV_DP_EPSILON_BUDGET}]",
+)
+@click.option(
+    "--threads",
+    default=DEFAULT_THREADS,
+    show_default=True,
+    type=POSITIVE,
+    help="Waitress worker threads.",
+)
 def metrics_api(
     store_path: Path | None,
     host: str,
@@ -97,8 +132,12 @@ def metrics_api(
         attacks = load_attack_table(attack_table) if attack_table else {}
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    config = RunConfig(rounds_planned=num_rounds, nodes_expected=num_nodes,
-                       epsilon_budget=epsilon_budget, attacks=attacks)
+    config = RunConfig(
+        rounds_planned=num_rounds,
+        nodes_expected=num_nodes,
+        epsilon_budget=epsilon_budget,
+        attacks=attacks,
+    )
     app = create_app(store_path, cert_dir, run_config=config)
     try:
         server = make_server(app, host, port, threads)

@@ -50,8 +50,21 @@ from fl.metrics_api.snapshot import Snapshot, SnapshotReader, StoreUnreadableErr
 from fl.metrics_store import RoundRow
 
 # An FL round takes seconds to minutes (the guide: 30-120 s); aggregation takes ms to s.
-ROUND_DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0,
-                          600.0)
+ROUND_DURATION_BUCKETS = (
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+    180.0,
+    300.0,
+    600.0,
+)
 AGGREGATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -84,8 +97,11 @@ class StoreCollector(Collector):
             snapshot: Snapshot | None = self.reader.read()
         except StoreUnreadableError:
             snapshot = None
-        yield GaugeMetricFamily(METRIC_STORE_UP, "1 if the metrics store could be read.",
-                                value=0.0 if snapshot is None else 1.0)
+        yield GaugeMetricFamily(
+            METRIC_STORE_UP,
+            "1 if the metrics store could be read.",
+            value=0.0 if snapshot is None else 1.0,
+        )
         yield from self._config_metrics()
         yield from self._certificate_metrics()
         if snapshot is not None:
@@ -97,8 +113,11 @@ class StoreCollector(Collector):
         for name, doc, value in (
             (METRIC_ROUNDS_PLANNED, "Rounds the run is configured for.", cfg.rounds_planned),
             (METRIC_NODES_EXPECTED, "Nodes the run is configured with.", cfg.nodes_expected),
-            (METRIC_EPSILON_BUDGET, "Per-node differential-privacy epsilon budget.",
-             cfg.epsilon_budget),
+            (
+                METRIC_EPSILON_BUDGET,
+                "Per-node differential-privacy epsilon budget.",
+                cfg.epsilon_budget,
+            ),
         ):
             if value is not None:
                 yield GaugeMetricFamily(name, doc, value=float(value))
@@ -109,9 +128,11 @@ class StoreCollector(Collector):
         expiries = certificate_expiries(self.cert_dir)
         if not expiries:
             return
-        gauge = GaugeMetricFamily(METRIC_CERT_EXPIRY_DAYS,
-                                  "Days until the certificate expires (negative: expired).",
-                                  labels=["subject", "file"])
+        gauge = GaugeMetricFamily(
+            METRIC_CERT_EXPIRY_DAYS,
+            "Days until the certificate expires (negative: expired).",
+            labels=["subject", "file"],
+        )
         for item in expiries:
             gauge.add_metric([item.subject, item.file], item.days_left)
         yield gauge
@@ -119,49 +140,86 @@ class StoreCollector(Collector):
     def _round_metrics(self, snapshot: Snapshot) -> Iterator[Metric]:
         rows = snapshot.rounds
         latest = snapshot.latest
-        yield GaugeMetricFamily(METRIC_ROUND, "Last completed round (0 before round 1).",
-                                value=float(latest.round if latest else 0))
+        yield GaugeMetricFamily(
+            METRIC_ROUND,
+            "Last completed round (0 before round 1).",
+            value=float(latest.round if latest else 0),
+        )
         for name, doc, value in (
             (METRIC_ROUNDS_TOTAL, "Rounds completed.", len(rows)),
-            (METRIC_ACCEPTED_UPDATES, "Updates accepted into an aggregate.",
-             sum(r.participants for r in rows)),
-            (METRIC_REJECTED_UPDATES, "Updates rejected as malformed.",
-             sum(r.rejected for r in rows)),
-            (METRIC_FLAGGED_UPDATES, "Accepted updates the robust rule gave zero weight.",
-             sum(r.flagged for r in rows)),
+            (
+                METRIC_ACCEPTED_UPDATES,
+                "Updates accepted into an aggregate.",
+                sum(r.participants for r in rows),
+            ),
+            (
+                METRIC_REJECTED_UPDATES,
+                "Updates rejected as malformed.",
+                sum(r.rejected for r in rows),
+            ),
+            (
+                METRIC_FLAGGED_UPDATES,
+                "Accepted updates the robust rule gave zero weight.",
+                sum(r.flagged for r in rows),
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=float(value))
-        yield histogram(METRIC_ROUND_DURATION, "Wall time of a round, from start to checkpoint.",
-                        [r.duration_s for r in rows], ROUND_DURATION_BUCKETS)
-        yield histogram(METRIC_AGGREGATION_DURATION, "Time the aggregator spent aggregating.",
-                        [r.aggregation_s for r in rows], AGGREGATION_BUCKETS)
+        yield histogram(
+            METRIC_ROUND_DURATION,
+            "Wall time of a round, from start to checkpoint.",
+            [r.duration_s for r in rows],
+            ROUND_DURATION_BUCKETS,
+        )
+        yield histogram(
+            METRIC_AGGREGATION_DURATION,
+            "Time the aggregator spent aggregating.",
+            [r.aggregation_s for r in rows],
+            AGGREGATION_BUCKETS,
+        )
         if latest is None:
             return
         for name, doc, value in (
-            (METRIC_ACCURACY, "Global model accuracy on the MNIST test set, percent.",
-             latest.accuracy),
+            (
+                METRIC_ACCURACY,
+                "Global model accuracy on the MNIST test set, percent.",
+                latest.accuracy,
+            ),
             (METRIC_LOSS, "Global model loss on the MNIST test set.", latest.loss),
             (METRIC_ACTIVE_NODES, "Updates accepted in the last round.", latest.participants),
-            (METRIC_MAX_EPSILON, "Largest cumulative epsilon reported by a node.",
-             latest.max_epsilon),
-            (METRIC_LAST_ROUND_TIMESTAMP, "Unix time the last round was recorded.",
-             latest.timestamp),
-            (METRIC_SUSPECTED_BYZANTINE_SHARE,
-             "Share of last round's updates rejected or given zero weight.",
-             suspected_share(latest)),
-            (METRIC_EXHAUSTED_NODES, "Nodes whose epsilon budget was spent in the last round.",
-             latest.exhausted),
+            (
+                METRIC_MAX_EPSILON,
+                "Largest cumulative epsilon reported by a node.",
+                latest.max_epsilon,
+            ),
+            (
+                METRIC_LAST_ROUND_TIMESTAMP,
+                "Unix time the last round was recorded.",
+                latest.timestamp,
+            ),
+            (
+                METRIC_SUSPECTED_BYZANTINE_SHARE,
+                "Share of last round's updates rejected or given zero weight.",
+                suspected_share(latest),
+            ),
+            (
+                METRIC_EXHAUSTED_NODES,
+                "Nodes whose epsilon budget was spent in the last round.",
+                latest.exhausted,
+            ),
         ):
             yield GaugeMetricFamily(name, doc, value=float(value))
 
     def _node_metrics(self, snapshot: Snapshot) -> Iterator[Metric]:
         nodes = snapshot.latest_nodes
         if nodes:
-            epsilon = GaugeMetricFamily(METRIC_NODE_EPSILON, "Cumulative epsilon of the node.",
-                                        labels=[PROM_NODE_LABEL])
-            weight = GaugeMetricFamily(METRIC_NODE_WEIGHT,
-                                       "Share of the last aggregate given to the node (0..1).",
-                                       labels=[PROM_NODE_LABEL])
+            epsilon = GaugeMetricFamily(
+                METRIC_NODE_EPSILON, "Cumulative epsilon of the node.", labels=[PROM_NODE_LABEL]
+            )
+            weight = GaugeMetricFamily(
+                METRIC_NODE_WEIGHT,
+                "Share of the last aggregate given to the node (0..1).",
+                labels=[PROM_NODE_LABEL],
+            )
             for n in nodes:
                 epsilon.add_metric([n.node], n.epsilon)
                 weight.add_metric([n.node], n.weight)
@@ -169,15 +227,19 @@ class StoreCollector(Collector):
             yield weight
         known = sorted({n.node for n in nodes} | set(self.config.attacks))
         if known:
-            attack = GaugeMetricFamily(METRIC_NODE_CONFIGURED_ATTACK,
-                                       "1 for each node, labelled with its configured attack.",
-                                       labels=[PROM_NODE_LABEL, "attack"])
+            attack = GaugeMetricFamily(
+                METRIC_NODE_CONFIGURED_ATTACK,
+                "1 for each node, labelled with its configured attack.",
+                labels=[PROM_NODE_LABEL, "attack"],
+            )
             for node in known:
                 attack.add_metric([node, self.config.attack_of(node)], 1.0)
             yield attack
         population = self.config.nodes_expected or len(known)
         if population:
             attackers = sum(1 for mode in self.config.attacks.values() if mode != HONEST)
-            yield GaugeMetricFamily(METRIC_CONFIGURED_BYZANTINE_SHARE,
-                                    "Share of nodes configured to attack (testnets).",
-                                    value=attackers / population)
+            yield GaugeMetricFamily(
+                METRIC_CONFIGURED_BYZANTINE_SHARE,
+                "Share of nodes configured to attack (testnets).",
+                value=attackers / population,
+            )

@@ -48,7 +48,11 @@ class BackgroundServer:
         self.thread.start()
         return int(self.server.effective_port)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         stop_server(self.server)
         self.thread.join(timeout=10)
