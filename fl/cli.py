@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "node": ("fl.launch.node:node", "Run one node (SuperNode + ClientApp)."),
     "devnet": ("fl.devnet.cli:devnet", "Run a whole testnet as local processes on 127.0.0.1."),
+    "up": ("fl.up:up", "Bring up a testnet: Pulumi on Docker if available, else the devnet."),
+    "down": ("fl.up:down", "Stop what `up` started (the devnet, or the Pulumi stack)."),
 }
 
 
