@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
@@ -112,6 +113,7 @@ class SovereignStrategy(FedAvg):
         seen: set[int] = set()
         for msg in sorted(replies, key=_reply_order):
             outcome, delta = self._check(msg, global_weights, global_flat, seen)
+            outcome.node = _unique_label(outcome.node, {n.node for n in report.nodes})
             report.nodes.append(outcome)
             if delta is not None:
                 deltas.append(delta)
@@ -153,6 +155,10 @@ class SovereignStrategy(FedAvg):
         seen: set[int],
     ) -> tuple[NodeOutcome, np.ndarray | None]:
         src = f"flower-node-{msg.metadata.src_node_id}"
+        if msg.metadata.src_node_id == SUPERLINK_NODE_ID:
+            # the SuperLink answers for a node it sent to but that never replied (gone
+            # offline, e.g. the node's previous process after a restart): no identity
+            src = "unreachable"
         if msg.has_error():
             return NodeOutcome(src, f"error:{msg.error.reason[:80]}"), None
         content = msg.content
@@ -218,6 +224,17 @@ class SovereignStrategy(FedAvg):
                 "aggregation-time": report.aggregation_s,
             }
         )
+
+
+def _unique_label(label: str, taken: set[str]) -> str:
+    """``label``, or ``label#2``, ``label#3``, … if the round already has it (a duplicate
+    identity, or several unreachable nodes): one row per outcome in the metrics store."""
+    if label not in taken:
+        return label
+    n = 2
+    while f"{label}#{n}" in taken:
+        n += 1
+    return f"{label}#{n}"
 
 
 def _reply_order(msg: Message) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -314,6 +315,15 @@ def test_metric_values_match_the_store(client: FlaskClient) -> None:
     assert value(s, contract.METRIC_NODE_EPSILON, node="node-2") == pytest.approx(4.8)
     assert value(s, contract.METRIC_NODE_WEIGHT, node=ATTACKER) == 0.0
     assert value(s, contract.METRIC_NODE_WEIGHT, node="node-0") == 0.25
+
+
+def test_replies_that_were_errors_get_no_node_series(store_path: Path) -> None:
+    row = sample_round(1)
+    gone = NodeRoundRow("unreachable", 0.0, 0.0, 0.0, 0, "error:node unavailable")
+    MetricsStore(store_path).append(replace(row, nodes=[*row.nodes, gone]))
+    s = scrape(create_app(store_path).test_client())
+    nodes = {labels["node"] for _, labels, _ in s[contract.METRIC_NODE_EPSILON]}
+    assert nodes == set(NODES)
 
 
 def test_round_duration_histogram_is_built_from_stored_durations(client: FlaskClient) -> None:

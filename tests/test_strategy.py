@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
+from fl.metrics_store import MetricsStore, NodeRoundRow, RoundRow
 from fl.records import from_numpy, to_numpy
 from fl.settings import RunSettings
 from fl.simulation import DirectGrid
@@ -79,7 +81,7 @@ def test_malformed_updates_are_rejected_and_counted() -> None:
         "node-2:rejected:non-finite",
         "node-3:rejected:non-finite",
         "node-4:rejected:norm",
-        "node-0:rejected:duplicate-identity",
+        "node-0#2:rejected:duplicate-identity",  # one row per reply, the copy marked
     } <= statuses
     assert metrics["rejected"] == 6 and metrics["participants"] == 1
     np.testing.assert_allclose(to_numpy(arrays)["w"], 1.0)  # only the good update counts
@@ -160,6 +162,38 @@ def test_error_replies_do_not_break_the_round() -> None:
     )
     assert metrics["participants"] == 1
     assert any(n.status.startswith("error") for n in report.nodes)
+
+
+def test_nodes_gone_offline_are_recorded_once_each(tmp_path: Path) -> None:
+    """After a restart the SuperLink still lists the nodes' previous processes for a while;
+    it answers for each of them with an error from itself (no identity). Every such answer
+    is its own row, and the round is stored."""
+    from flwr.app import Error
+    from flwr.common.constant import SUPERLINK_NODE_ID
+
+    def gone(request: Message) -> Message:
+        reply = Message(Error(code=5, reason="node unavailable"), reply_to=request)
+        reply.metadata.__dict__["_src_node_id"] = SUPERLINK_NODE_ID  # as Flower does
+        return reply
+
+    settings = RunSettings(num_nodes=2, rule="fedavg")
+    report, _, metrics = _run(
+        settings,
+        lambda req: [
+            *(_reply(req[i], i, _delta(1.0)) for i in (0, 1)),
+            *(gone(req[i]) for i in (0, 1)),
+        ],
+    )
+    assert metrics["participants"] == 2
+    assert [n.node for n in report.nodes] == ["node-0", "node-1", "unreachable", "unreachable#2"]
+    store = MetricsStore(tmp_path / "metrics.sqlite")
+    store.append(
+        RoundRow(round=1, accuracy=50.0, loss=1.0, duration_s=1.0, aggregation_s=0.1,
+                 participants=2, rejected=0, flagged=0, exhausted=0, max_epsilon=0.5,
+                 rule="fedavg", nodes=[NodeRoundRow(n.node, n.epsilon, n.weight, n.stake,
+                                                    n.examples, n.status) for n in report.nodes])
+    )  # fmt: skip
+    assert len(store.latest_nodes()) == 4
 
 
 def test_settings_validation_names_the_key() -> None:

@@ -210,7 +210,8 @@ class StoreCollector(Collector):
             yield GaugeMetricFamily(name, doc, value=float(value))
 
     def _node_metrics(self, snapshot: Snapshot) -> Iterator[Metric]:
-        nodes = snapshot.latest_nodes
+        # a reply that was an error has no node behind it (e.g. "unreachable"): no series
+        nodes = [n for n in snapshot.latest_nodes if not n.status.startswith("error")]
         if nodes:
             epsilon = GaugeMetricFamily(
                 METRIC_NODE_EPSILON, "Cumulative epsilon of the node.", labels=[PROM_NODE_LABEL]
