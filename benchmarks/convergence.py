@@ -90,8 +90,13 @@ def run(only: list[str] | None, data_dir: str | None) -> None:
         cmd = command(name, args, data_dir)
         print(f"[{index}/{len(todo)}] {name}: {shlex.join(cmd)}", flush=True)
         start = time.time()
-        commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE.parent,
-                                capture_output=True, text=True, check=False).stdout.strip()
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
         subprocess.run(cmd, cwd=HERE.parent, check=True)
         result = RESULTS / f"{name}.json"
         data = json.loads(result.read_text())

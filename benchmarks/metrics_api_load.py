@@ -49,12 +49,26 @@ def fill_store(path: Path, rounds: int, nodes: int) -> None:
     store = MetricsStore(path)
     t0 = time.time() - rounds * 60
     for n in range(1, rounds + 1):
-        store.append(RoundRow(
-            round=n, accuracy=min(99.0, 60 + 0.3 * n), loss=2.0 / n, duration_s=45.0,
-            aggregation_s=0.05, participants=nodes - 2, rejected=1, flagged=1, exhausted=0,
-            max_epsilon=0.05 * n, rule="fltrust", timestamp=t0 + 60 * n,
-            nodes=[NodeRoundRow(f"node-{i}", 0.05 * n, 1 / nodes, 1.0, 600, "accepted")
-                   for i in range(nodes)]))
+        store.append(
+            RoundRow(
+                round=n,
+                accuracy=min(99.0, 60 + 0.3 * n),
+                loss=2.0 / n,
+                duration_s=45.0,
+                aggregation_s=0.05,
+                participants=nodes - 2,
+                rejected=1,
+                flagged=1,
+                exhausted=0,
+                max_epsilon=0.05 * n,
+                rule="fltrust",
+                timestamp=t0 + 60 * n,
+                nodes=[
+                    NodeRoundRow(f"node-{i}", 0.05 * n, 1 / nodes, 1.0, 600, "accepted")
+                    for i in range(nodes)
+                ],
+            )
+        )
 
 
 def free_port() -> int:
@@ -65,9 +79,24 @@ def free_port() -> int:
 
 def start_server(store: Path, port: int, threads: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fl.cli", "metrics-api", "--store", str(store), "--host",
-         "127.0.0.1", "--port", str(port), "--threads", str(threads)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "fl.cli",
+            "metrics-api",
+            "--store",
+            str(store),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -102,8 +131,10 @@ def worker(port: int, jobs: queue.Queue[tuple[float, str] | None], out: list[Sam
 def drive(port: int, rate: float, duration: float, clients: int) -> tuple[list[Sample], float]:
     jobs: queue.Queue[tuple[float, str] | None] = queue.Queue()
     samples: list[Sample] = []
-    pool = [threading.Thread(target=worker, args=(port, jobs, samples), daemon=True)
-            for _ in range(clients)]
+    pool = [
+        threading.Thread(target=worker, args=(port, jobs, samples), daemon=True)
+        for _ in range(clients)
+    ]
     for thread in pool:
         thread.start()
     total = int(rate * duration)
@@ -148,8 +179,9 @@ def report(samples: list[Sample], start: float, args: argparse.Namespace) -> str
     ]
     for path in PATHS:
         mine = [(s.done - s.scheduled) * 1000 for s in samples if s.path == path]
-        lines.append(f"| {path} | {len(mine)} | {percentile(mine, 50):.2f} | "
-                     f"{percentile(mine, 99):.2f} |")
+        lines.append(
+            f"| {path} | {len(mine)} | {percentile(mine, 50):.2f} | {percentile(mine, 99):.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -175,8 +207,10 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=10)
     result = report(samples, start, args)
-    result += (f"\n\nMachine load average (1 min) before / after the run: {load_before:.2f} / "
-               f"{os.getloadavg()[0]:.2f}.")
+    result += (
+        f"\n\nMachine load average (1 min) before / after the run: {load_before:.2f} / "
+        f"{os.getloadavg()[0]:.2f}."
+    )
     print(result)
     if args.markdown:
         command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
@@ -194,7 +228,8 @@ def main() -> None:
             "The API re-reads the store only when its files change, so a request costs a "
             "`stat` plus rendering; waitress runs 4 threads by default (the handlers are "
             "CPU-bound and share the GIL). Other jobs ran on the same 2 CPUs during this run "
-            "(load average above), so the tail reflects that machine, not an idle one.\n")
+            "(load average above), so the tail reflects that machine, not an idle one.\n"
+        )
 
 
 if __name__ == "__main__":

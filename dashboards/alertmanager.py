@@ -17,8 +17,9 @@ def alertmanager_config(webhook_url: str | None = None) -> dict[str, Any]:
         parsed = urlparse(webhook_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"webhook URL must be an http(s) URL, got {webhook_url!r}")
-        receivers.append({"name": "webhook",
-                          "webhook_configs": [{"url": webhook_url, "send_resolved": True}]})
+        receivers.append(
+            {"name": "webhook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
+        )
         receiver = "webhook"
     return {
         "route": {
@@ -30,7 +31,7 @@ def alertmanager_config(webhook_url: str | None = None) -> dict[str, Any]:
         },
         "receivers": receivers,
         "inhibit_rules": [
-            {   # without the metrics API or its store, training alerts only repeat the cause
+            {  # without the metrics API or its store, training alerts only repeat the cause
                 "source_matchers": [
                     'alertname=~"SovereignMapMetricsStoreUnreadable|SovereignMapTargetDown"',
                     f'job="{PROM_JOB_METRICS_API}"',

@@ -31,8 +31,13 @@ def run_tool(what: str, tool: str, *args: str | Path, timeout: float = 120) -> C
     if executable is None:
         return CheckResult(what, None, f"{tool} not found on PATH; skipped")
     try:
-        result = subprocess.run([executable, *map(str, args)], capture_output=True, text=True,
-                                timeout=timeout, check=False)
+        result = subprocess.run(
+            [executable, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return CheckResult(what, False, f"{tool} did not finish in {timeout:.0f} s")
     return CheckResult(what, result.returncode == 0, (result.stdout + result.stderr).strip())
@@ -63,23 +68,28 @@ def lint_rendered(out_dir: Path) -> CheckResult:
         for path in sorted((out_dir / "grafana" / "dashboards").glob("*.json")):
             for panel in json.loads(path.read_text(encoding="utf-8")).get("panels", []):
                 for item in [panel, *panel.get("panels", [])]:
-                    exprs += [(f"{path.name} / {item.get('title')}", t.get("expr", ""))
-                              for t in item.get("targets") or []]
+                    exprs += [
+                        (f"{path.name} / {item.get('title')}", t.get("expr", ""))
+                        for t in item.get("targets") or []
+                    ]
         for path in sorted((out_dir / "prometheus" / "rules").glob("*.yml")):
-            for group in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(
-                    "groups", []):
-                exprs += [(f"{path.name} / {r.get('alert') or r.get('record')}", r["expr"])
-                          for r in group.get("rules", [])]
+            for group in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups", []):
+                exprs += [
+                    (f"{path.name} / {r.get('alert') or r.get('record')}", r["expr"])
+                    for r in group.get("rules", [])
+                ]
     except (OSError, ValueError, KeyError, AttributeError, yaml.YAMLError) as exc:
         return CheckResult("promql lint", False, f"cannot read rendered files: {exc}")
     problems = [f"{where}: {problem}" for where, expr in exprs for problem in lint(expr)]
-    return CheckResult("promql lint", not problems,
-                       "\n".join(problems) or f"{len(exprs)} expressions")
+    return CheckResult(
+        "promql lint", not problems, "\n".join(problems) or f"{len(exprs)} expressions"
+    )
 
 
 def without_kubernetes_sd(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with each ``kubernetes_sd_configs`` replaced by an empty static config, so a
     promtool without Kubernetes discovery can still check everything else (relabelling, …)."""
+
     def strip(section: dict[str, Any]) -> dict[str, Any]:
         if "kubernetes_sd_configs" not in section:
             return section
@@ -90,8 +100,10 @@ def without_kubernetes_sd(config: dict[str, Any]) -> dict[str, Any]:
     stripped["scrape_configs"] = [strip(job) for job in config.get("scrape_configs", [])]
     alerting = config.get("alerting")
     if alerting:
-        stripped["alerting"] = {**alerting, "alertmanagers": [
-            strip(am) for am in alerting.get("alertmanagers", [])]}
+        stripped["alerting"] = {
+            **alerting,
+            "alertmanagers": [strip(am) for am in alerting.get("alertmanagers", [])],
+        }
     return stripped
 
 
@@ -107,6 +119,8 @@ def check_prometheus_config(path: Path) -> CheckResult:
         shutil.copytree(path.parent, copy)
         (copy / path.name).write_text(yaml.safe_dump(without_kubernetes_sd(config)))
         retry = run_tool("prometheus config", "promtool", "check", "config", copy / path.name)
-    note = ("this promtool has no Kubernetes service discovery (Debian build): checked with "
-            "kubernetes_sd_configs replaced by empty static configs")
+    note = (
+        "this promtool has no Kubernetes service discovery (Debian build): checked with "
+        "kubernetes_sd_configs replaced by empty static configs"
+    )
     return replace(retry, note=note)

@@ -16,8 +16,9 @@ from fl.contract import ALERTMANAGER_PORT, METRICS_API_PORT, NODE_METRICS_PORT, 
 def parse_node(value: str) -> tuple[str, int]:
     name, sep, port = value.rpartition("=")
     if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"expected NODE_ID=PORT (e.g. node-0=9101), got {value!r}",
-                                 param_hint="--node")
+        raise click.BadParameter(
+            f"expected NODE_ID=PORT (e.g. node-0=9101), got {value!r}", param_hint="--node"
+        )
     return name, int(port)
 
 
@@ -28,30 +29,74 @@ def monitoring() -> None:
 
 
 @monitoring.command()
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory to write into (created; existing files are overwritten).")
-@click.option("--target", type=click.Choice(TARGETS), required=True,
-              help="devnet: static 127.0.0.1 targets; docker/kubernetes: service discovery.")
-@click.option("--nodes", type=click.IntRange(min=0), default=0, show_default=True,
-              help=f"devnet: nodes node-0..node-N-1 on metrics ports {NODE_METRICS_PORT}, "
-                   f"{NODE_METRICS_PORT + 1}, ...")
-@click.option("--node", "node_specs", multiple=True, metavar="NODE_ID=PORT",
-              help="devnet: one node's metrics port (repeatable; added to --nodes).")
-@click.option("--metrics-api-port", type=click.IntRange(1, 65535), default=METRICS_API_PORT,
-              show_default=True, help="Port of the metrics API.")
-@click.option("--prometheus-port", type=click.IntRange(1, 65535), default=PROMETHEUS_PORT,
-              show_default=True, help="devnet: Prometheus' own port.")
-@click.option("--alertmanager-port", type=click.IntRange(1, 65535), default=ALERTMANAGER_PORT,
-              show_default=True, help="Port of Alertmanager.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write into (created; existing files are overwritten).",
+)
+@click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    required=True,
+    help="devnet: static 127.0.0.1 targets; docker/kubernetes: service discovery.",
+)
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help=f"devnet: nodes node-0..node-N-1 on metrics ports {NODE_METRICS_PORT}, "
+    f"{NODE_METRICS_PORT + 1}, ...",
+)
+@click.option(
+    "--node",
+    "node_specs",
+    multiple=True,
+    metavar="NODE_ID=PORT",
+    help="devnet: one node's metrics port (repeatable; added to --nodes).",
+)
+@click.option(
+    "--metrics-api-port",
+    type=click.IntRange(1, 65535),
+    default=METRICS_API_PORT,
+    show_default=True,
+    help="Port of the metrics API.",
+)
+@click.option(
+    "--prometheus-port",
+    type=click.IntRange(1, 65535),
+    default=PROMETHEUS_PORT,
+    show_default=True,
+    help="devnet: Prometheus' own port.",
+)
+@click.option(
+    "--alertmanager-port",
+    type=click.IntRange(1, 65535),
+    default=ALERTMANAGER_PORT,
+    show_default=True,
+    help="Port of Alertmanager.",
+)
 @click.option("--namespace", help="kubernetes: the stack's namespace (required there).")
 @click.option("--network", help="docker: the stack's network; targets are scraped on it.")
 @click.option("--stack", help="Value of the 'stack' external label on every series.")
 @click.option("--webhook-url", help="Send alerts to this webhook (else: Alertmanager UI only).")
 @click.option("--prometheus-url", help="Where Grafana reaches Prometheus (default per target).")
-def render(out_dir: Path, target: str, nodes: int, node_specs: tuple[str, ...],
-           metrics_api_port: int, prometheus_port: int, alertmanager_port: int,
-           namespace: str | None, network: str | None, stack: str | None,
-           webhook_url: str | None, prometheus_url: str | None) -> None:
+def render(
+    out_dir: Path,
+    target: str,
+    nodes: int,
+    node_specs: tuple[str, ...],
+    metrics_api_port: int,
+    prometheus_port: int,
+    alertmanager_port: int,
+    namespace: str | None,
+    network: str | None,
+    stack: str | None,
+    webhook_url: str | None,
+    prometheus_url: str | None,
+) -> None:
     """Write prometheus/, alertmanager/ and grafana/ files for TARGET under --out.
 
     \b
@@ -59,8 +104,10 @@ def render(out_dir: Path, target: str, nodes: int, node_specs: tuple[str, ...],
       sovereign-map monitoring render --out run/monitoring --target devnet --nodes 5
       sovereign-map monitoring render --out k8s --target kubernetes --namespace sovereign-map
     """
-    kwargs: dict[str, Any] = {"metrics_api_port": metrics_api_port,
-                              "alertmanager_port": alertmanager_port}
+    kwargs: dict[str, Any] = {
+        "metrics_api_port": metrics_api_port,
+        "alertmanager_port": alertmanager_port,
+    }
     if stack:
         kwargs["stack"] = stack
     if target == "devnet":
@@ -73,8 +120,14 @@ def render(out_dir: Path, target: str, nodes: int, node_specs: tuple[str, ...],
     if target == "docker" and network:
         kwargs["network"] = network
     try:
-        written = render_all(out_dir, cast(Target, target), prometheus_url=prometheus_url,
-                             webhook_url=webhook_url, namespace=namespace, **kwargs)
+        written = render_all(
+            out_dir,
+            cast(Target, target),
+            prometheus_url=prometheus_url,
+            webhook_url=webhook_url,
+            namespace=namespace,
+            **kwargs,
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:

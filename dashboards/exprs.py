@@ -49,13 +49,15 @@ API = f'job="{PROM_JOB_METRICS_API}"'
 N = PROM_NODE_LABEL
 
 
-def quantile(q: float, histogram: str, window: str = ROUND_WINDOW, *, by: str = "",
-             selector: str = "") -> str:
+def quantile(
+    q: float, histogram: str, window: str = ROUND_WINDOW, *, by: str = "", selector: str = ""
+) -> str:
     """The ``q`` quantile of a histogram over ``window``, per ``by`` label if given."""
     labels = f"le, {by}" if by else "le"
     matchers = f"{{{selector}}}" if selector else ""
-    return (f"histogram_quantile({q}, sum by ({labels}) "
-            f"(rate({histogram}_bucket{matchers}[{window}])))")
+    return (
+        f"histogram_quantile({q}, sum by ({labels}) (rate({histogram}_bucket{matchers}[{window}])))"
+    )
 
 
 def mean(histogram: str, window: str = ROUND_WINDOW) -> str:
@@ -76,8 +78,9 @@ ROUND_DURATION_P50 = quantile(0.5, METRIC_ROUND_DURATION)
 ROUND_DURATION_P95 = quantile(0.95, METRIC_ROUND_DURATION)
 ROUND_DURATION_MEAN = mean(METRIC_ROUND_DURATION)
 # Participation: against the configured node count, else the node targets Prometheus found.
-PARTICIPATION = (f"max({METRIC_ACTIVE_NODES}) / "
-                 f"(max({METRIC_NODES_EXPECTED}) or count(up{{{NODES}}}))")
+PARTICIPATION = (
+    f"max({METRIC_ACTIVE_NODES}) / (max({METRIC_NODES_EXPECTED}) or count(up{{{NODES}}}))"
+)
 
 # ----------------------------------------------------------------- privacy
 NODE_EPSILON = METRIC_NODE_EPSILON
@@ -94,13 +97,17 @@ FLAGGED_RECENT = f"increase({METRIC_FLAGGED_UPDATES}[{ROUND_WINDOW}])"
 SUSPECTED_SHARE = METRIC_SUSPECTED_BYZANTINE_SHARE
 CONFIGURED_SHARE = METRIC_CONFIGURED_BYZANTINE_SHARE
 NODE_WEIGHT = METRIC_NODE_WEIGHT
-_WEIGHT_BY_ATTACK = (f"max by ({N}) ({METRIC_NODE_WEIGHT}) * on({N}) group_left(attack) "
-                     f"max by ({N}, attack) ({METRIC_NODE_CONFIGURED_ATTACK})")
+_WEIGHT_BY_ATTACK = (
+    f"max by ({N}) ({METRIC_NODE_WEIGHT}) * on({N}) group_left(attack) "
+    f"max by ({N}, attack) ({METRIC_NODE_CONFIGURED_ATTACK})"
+)
 WEIGHT_BY_ATTACK = f"sum by (attack) ({_WEIGHT_BY_ATTACK})"
 # Weight the configured attackers received in the last aggregate (0 when there are none).
-ATTACKER_WEIGHT = (f'sum(max by ({N}) ({METRIC_NODE_WEIGHT}) * on({N}) group_left(attack) '
-                   f'max by ({N}, attack) ({METRIC_NODE_CONFIGURED_ATTACK}{{attack!="honest"}})) '
-                   f"or vector(0)")
+ATTACKER_WEIGHT = (
+    f"sum(max by ({N}) ({METRIC_NODE_WEIGHT}) * on({N}) group_left(attack) "
+    f'max by ({N}, attack) ({METRIC_NODE_CONFIGURED_ATTACK}{{attack!="honest"}})) '
+    f"or vector(0)"
+)
 
 # ----------------------------------------------------------------- operations
 CERT_EXPIRY_DAYS = METRIC_CERT_EXPIRY_DAYS

@@ -8,8 +8,12 @@ import re
 import fl.contract as contract
 
 COUNTER_SUFFIXES = ("_total", "_bucket", "_sum", "_count")
-PROCESS_METRICS = {"process_cpu_seconds_total", "process_resident_memory_bytes",
-                   "process_start_time_seconds", "up"}
+PROCESS_METRICS = {
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "up",
+}
 RATE_CALL = re.compile(r"\b(rate|irate|increase)\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)")
 METRIC_TOKEN = re.compile(r"\b(sovereignmap_[a-z0-9_]+|process_[a-z_]+|up)\b")
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -17,8 +21,11 @@ STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 def known_metrics() -> set[str]:
     """Every series name the metrics API and the nodes export (histograms expanded)."""
-    names = {v for k, v in vars(contract).items()
-             if k.startswith(("METRIC_", "NODE_METRIC_")) and isinstance(v, str)}
+    names = {
+        v
+        for k, v in vars(contract).items()
+        if k.startswith(("METRIC_", "NODE_METRIC_")) and isinstance(v, str)
+    }
     expanded = set(names) | PROCESS_METRICS
     for name in names:
         if name.endswith("_seconds"):  # histograms
@@ -31,8 +38,8 @@ def _call_argument(expr: str, open_paren: int) -> str:
     for index in range(open_paren, len(expr)):
         depth += {"(": 1, ")": -1}.get(expr[index], 0)
         if depth == 0:
-            return expr[open_paren + 1:index]
-    return expr[open_paren + 1:]
+            return expr[open_paren + 1 : index]
+    return expr[open_paren + 1 :]
 
 
 def lint(expr: str) -> list[str]:
@@ -41,8 +48,9 @@ def lint(expr: str) -> list[str]:
     bare = STRING.sub('""', expr)
     for match in re.finditer(r"\bhistogram_quantile\(", bare):
         argument = _call_argument(bare, match.end() - 1)
-        if not re.search(r"\b(rate|irate|increase)\(\s*[a-zA-Z_:][a-zA-Z0-9_:]*_bucket\b",
-                         argument):
+        if not re.search(
+            r"\b(rate|irate|increase)\(\s*[a-zA-Z_:][a-zA-Z0-9_:]*_bucket\b", argument
+        ):
             problems.append("histogram_quantile without rate(…_bucket[…])")
         elif not re.search(r"\bby\s*\([^)]*\ble\b", argument):
             problems.append("histogram_quantile over buckets not aggregated by (le)")

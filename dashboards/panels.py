@@ -33,8 +33,11 @@ def _target(query: Query, ref_id: str) -> prometheus.Dataquery:
 
 
 def _thresholds(steps: list[tuple[float | None, str]]) -> dashboard_builders.ThresholdsConfig:
-    return (dashboard_builders.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE)
-            .steps([Threshold(value=v, color=c) for v, c in steps]))
+    return (
+        dashboard_builders.ThresholdsConfig()
+        .mode(ThresholdsMode.ABSOLUTE)
+        .steps([Threshold(value=v, color=c) for v, c in steps])
+    )
 
 
 def time_series(
@@ -48,13 +51,26 @@ def time_series(
     max_value: float | None = None,
 ) -> timeseries.Panel:
     panel = (
-        timeseries.Panel().title(title).description(description).datasource(DATASOURCE)
-        .unit(unit).span(span).height(8).line_width(2).fill_opacity(10)
-        .legend(common_builders.VizLegendOptions().show_legend(True)
-                .display_mode(common.LegendDisplayMode.LIST)
-                .placement(common.LegendPlacement.BOTTOM))
-        .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
-                 .sort(common.SortOrder.DESCENDING))
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(span)
+        .height(8)
+        .line_width(2)
+        .fill_opacity(10)
+        .legend(
+            common_builders.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+        )
+        .tooltip(
+            common_builders.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
     )
     if min_value is not None:
         panel = panel.min(min_value)
@@ -76,8 +92,14 @@ def single_stat(
     decimals: int | None = None,
 ) -> stat.Panel:
     panel = (
-        stat.Panel().title(title).description(description).datasource(DATASOURCE).unit(unit)
-        .span(span).height(4).with_target(_target(query, "A"))
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(span)
+        .height(4)
+        .with_target(_target(query, "A"))
         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .graph_mode(common.BigValueGraphMode.AREA)
         .color_mode(common.BigValueColorMode.VALUE)

@@ -47,16 +47,20 @@ def meta_label(prefix: str, label: str) -> str:
 
 
 def _global(stack: str | None) -> dict[str, Any]:
-    config: dict[str, Any] = {"scrape_interval": SCRAPE_INTERVAL,
-                              "evaluation_interval": SCRAPE_INTERVAL}
+    config: dict[str, Any] = {
+        "scrape_interval": SCRAPE_INTERVAL,
+        "evaluation_interval": SCRAPE_INTERVAL,
+    }
     if stack:
         config["external_labels"] = {"stack": stack}
     return config
 
 
 def _self_job() -> dict[str, Any]:
-    return {"job_name": PROM_JOB_PROMETHEUS,
-            "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}]}
+    return {
+        "job_name": PROM_JOB_PROMETHEUS,
+        "static_configs": [{"targets": [f"localhost:{PROMETHEUS_PORT}"]}],
+    }
 
 
 # ------------------------------------------------------------------------------ devnet
@@ -78,43 +82,73 @@ def devnet_config(
     if bad:
         raise ValueError(f"ports must be integers from 1 to 65535, got {bad}")
     scrape = [
-        {"job_name": PROM_JOB_PROMETHEUS,
-         "static_configs": [{"targets": [f"{LOCALHOST}:{prometheus_port}"]}]},
-        {"job_name": PROM_JOB_METRICS_API,
-         "static_configs": [{"targets": [f"{LOCALHOST}:{metrics_api_port}"]}]},
+        {
+            "job_name": PROM_JOB_PROMETHEUS,
+            "static_configs": [{"targets": [f"{LOCALHOST}:{prometheus_port}"]}],
+        },
+        {
+            "job_name": PROM_JOB_METRICS_API,
+            "static_configs": [{"targets": [f"{LOCALHOST}:{metrics_api_port}"]}],
+        },
     ]
     if node_ports:
-        scrape.append({"job_name": PROM_JOB_NODES, "static_configs": [
-            {"targets": [f"{LOCALHOST}:{port}"], "labels": {PROM_NODE_LABEL: node}}
-            for node, port in sorted(node_ports.items())
-        ]})
-    config: dict[str, Any] = {"global": _global(stack), "rule_files": RULE_FILES,
-                              "scrape_configs": scrape}
+        scrape.append(
+            {
+                "job_name": PROM_JOB_NODES,
+                "static_configs": [
+                    {"targets": [f"{LOCALHOST}:{port}"], "labels": {PROM_NODE_LABEL: node}}
+                    for node, port in sorted(node_ports.items())
+                ],
+            }
+        )
+    config: dict[str, Any] = {
+        "global": _global(stack),
+        "rule_files": RULE_FILES,
+        "scrape_configs": scrape,
+    }
     if alertmanager_port is not None:
-        scrape.append({"job_name": PROM_JOB_ALERTMANAGER,
-                       "static_configs": [{"targets": [f"{LOCALHOST}:{alertmanager_port}"]}]})
-        config["alerting"] = {"alertmanagers": [
-            {"static_configs": [{"targets": [f"{LOCALHOST}:{alertmanager_port}"]}]}]}
+        scrape.append(
+            {
+                "job_name": PROM_JOB_ALERTMANAGER,
+                "static_configs": [{"targets": [f"{LOCALHOST}:{alertmanager_port}"]}],
+            }
+        )
+        config["alerting"] = {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [f"{LOCALHOST}:{alertmanager_port}"]}]}
+            ]
+        }
     return config
 
 
 # ------------------------------------------------------------------------------ service discovery
 
 
-def _sd_relabel(prefix: str, component: str, port: int, ip_label: str,
-                name_label: str, node: bool) -> list[dict[str, Any]]:
+def _sd_relabel(
+    prefix: str, component: str, port: int, ip_label: str, name_label: str, node: bool
+) -> list[dict[str, Any]]:
     """Keep one component's containers/pods and scrape them on ``ip:port``."""
     rules: list[dict[str, Any]] = [
-        {"source_labels": [meta_label(prefix, LABEL_COMPONENT)], "regex": component,
-         "action": "keep"},
-        {"source_labels": [ip_label], "regex": "(.+)", "target_label": "__address__",
-         "replacement": f"${{1}}:{port}"},
+        {
+            "source_labels": [meta_label(prefix, LABEL_COMPONENT)],
+            "regex": component,
+            "action": "keep",
+        },
+        {
+            "source_labels": [ip_label],
+            "regex": "(.+)",
+            "target_label": "__address__",
+            "replacement": f"${{1}}:{port}",
+        },
     ]
     if node:
         rules += [
             {"source_labels": [name_label], "regex": "/?(.+)", "target_label": PROM_NODE_LABEL},
-            {"source_labels": [meta_label(prefix, LABEL_NODE_ID)], "regex": "(.+)",
-             "target_label": PROM_NODE_LABEL},
+            {
+                "source_labels": [meta_label(prefix, LABEL_NODE_ID)],
+                "regex": "(.+)",
+                "target_label": PROM_NODE_LABEL,
+            },
         ]
     return rules
 
@@ -140,29 +174,49 @@ def docker_config(
     (e.g. ``aggregator`` when it runs inside the aggregator's container/pod).
     """
     filters = {LABEL_PART_OF: LABEL_PART_OF_VALUE, **(label_filters or {})}
-    sd = {"host": docker_host, "refresh_interval": refresh_interval,
-          "filters": [{"name": "label", "values": [f"{k}={v}" for k, v in filters.items()]}]}
+    sd = {
+        "host": docker_host,
+        "refresh_interval": refresh_interval,
+        "filters": [{"name": "label", "values": [f"{k}={v}" for k, v in filters.items()]}],
+    }
     prefix = "__meta_docker_container_label_"
-    network_rule = ([{"source_labels": ["__meta_docker_network_name"], "regex": network,
-                      "action": "keep"}] if network else [])
+    network_rule = (
+        [{"source_labels": ["__meta_docker_network_name"], "regex": network, "action": "keep"}]
+        if network
+        else []
+    )
     common = ("__meta_docker_network_ip", "__meta_docker_container_name")
-    container = {"source_labels": ["__meta_docker_container_name"], "regex": "/?(.+)",
-                 "target_label": "container"}
+    container = {
+        "source_labels": ["__meta_docker_container_name"],
+        "regex": "/?(.+)",
+        "target_label": "container",
+    }
 
     def job(name: str, component: str, port: int, node: bool = False) -> dict[str, Any]:
-        return {"job_name": name, "docker_sd_configs": [sd],
-                "relabel_configs": network_rule + _sd_relabel(prefix, component, port, *common,
-                                                              node) + [container]}
+        return {
+            "job_name": name,
+            "docker_sd_configs": [sd],
+            "relabel_configs": network_rule
+            + _sd_relabel(prefix, component, port, *common, node)
+            + [container],
+        }
 
-    scrape = [_self_job(), job(PROM_JOB_METRICS_API, metrics_api_component, metrics_api_port),
-              job(PROM_JOB_NODES, COMPONENT_NODE, node_port, node=True)]
-    config: dict[str, Any] = {"global": _global(stack), "rule_files": RULE_FILES,
-                              "scrape_configs": scrape}
+    scrape = [
+        _self_job(),
+        job(PROM_JOB_METRICS_API, metrics_api_component, metrics_api_port),
+        job(PROM_JOB_NODES, COMPONENT_NODE, node_port, node=True),
+    ]
+    config: dict[str, Any] = {
+        "global": _global(stack),
+        "rule_files": RULE_FILES,
+        "scrape_configs": scrape,
+    }
     if alertmanager_port is not None:
         am = job(PROM_JOB_ALERTMANAGER, COMPONENT_ALERTMANAGER, alertmanager_port)
         scrape.append(am)
-        config["alerting"] = {"alertmanagers": [
-            {"docker_sd_configs": [sd], "relabel_configs": am["relabel_configs"]}]}
+        config["alerting"] = {
+            "alertmanagers": [{"docker_sd_configs": [sd], "relabel_configs": am["relabel_configs"]}]
+        }
     return config
 
 
@@ -187,35 +241,48 @@ def kubernetes_config(
     sd = {"role": role, "namespaces": {"names": [namespace]}}
     prefix = "__meta_kubernetes_pod_label_"
     common = ("__meta_kubernetes_pod_ip", "__meta_kubernetes_pod_name")
-    running = [{"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running",
-                "action": "keep"}]
+    running = [
+        {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running", "action": "keep"}
+    ]
     pod_labels = [
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
     ]
 
     def job(name: str, component: str, port: int, node: bool = False) -> dict[str, Any]:
-        return {"job_name": name, "kubernetes_sd_configs": [sd],
-                "relabel_configs": running + _sd_relabel(prefix, component, port, *common, node)
-                + pod_labels}
+        return {
+            "job_name": name,
+            "kubernetes_sd_configs": [sd],
+            "relabel_configs": running
+            + _sd_relabel(prefix, component, port, *common, node)
+            + pod_labels,
+        }
 
-    scrape = [_self_job(), job(PROM_JOB_METRICS_API, metrics_api_component, metrics_api_port),
-              job(PROM_JOB_NODES, COMPONENT_NODE, node_port, node=True)]
-    config: dict[str, Any] = {"global": _global(stack), "rule_files": RULE_FILES,
-                              "scrape_configs": scrape}
+    scrape = [
+        _self_job(),
+        job(PROM_JOB_METRICS_API, metrics_api_component, metrics_api_port),
+        job(PROM_JOB_NODES, COMPONENT_NODE, node_port, node=True),
+    ]
+    config: dict[str, Any] = {
+        "global": _global(stack),
+        "rule_files": RULE_FILES,
+        "scrape_configs": scrape,
+    }
     if alertmanager_port is not None:
         am = job(PROM_JOB_ALERTMANAGER, COMPONENT_ALERTMANAGER, alertmanager_port)
         scrape.append(am)
-        config["alerting"] = {"alertmanagers": [
-            {"kubernetes_sd_configs": [sd], "relabel_configs": am["relabel_configs"]}]}
+        config["alerting"] = {
+            "alertmanagers": [
+                {"kubernetes_sd_configs": [sd], "relabel_configs": am["relabel_configs"]}
+            ]
+        }
     return config
 
 
 def prometheus_config(target: Target, **kwargs: Any) -> dict[str, Any]:
     """The ``prometheus.yml`` document for ``target``; keyword arguments are those of
     :func:`devnet_config`, :func:`docker_config` or :func:`kubernetes_config`."""
-    builders = {"devnet": devnet_config, "docker": docker_config,
-                "kubernetes": kubernetes_config}
+    builders = {"devnet": devnet_config, "docker": docker_config, "kubernetes": kubernetes_config}
     if target not in builders:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     try:
@@ -225,8 +292,8 @@ def prometheus_config(target: Target, **kwargs: Any) -> dict[str, Any]:
     return json.loads(json.dumps(config))  # no shared sub-objects: safe to modify, no YAML aliases
 
 
-def node_ports_for(count: int, first_port: int = NODE_METRICS_PORT,
-                   prefix: str = "node-") -> dict[str, int]:
+def node_ports_for(
+    count: int, first_port: int = NODE_METRICS_PORT, prefix: str = "node-"
+) -> dict[str, int]:
     """``{"node-0": first_port, "node-1": first_port + 1, …}`` for a devnet of ``count``."""
     return {f"{prefix}{i}": first_port + i for i in range(count)}
-

@@ -8,8 +8,10 @@ from dashboards.alerts import alerts
 from dashboards.grafana import dashboards
 
 # Grafana's built-in interval variables, replaced so Prometheus can run the query directly.
-GRAFANA_INTERVALS = re.compile(r"\$(__rate_interval|__interval|__range)\b|\$\{(__rate_interval|"
-                               r"__interval|__range)\}")
+GRAFANA_INTERVALS = re.compile(
+    r"\$(__rate_interval|__interval|__range)\b|\$\{(__rate_interval|"
+    r"__interval|__range)\}"
+)
 
 
 def promql(expr: str, interval: str = "1m") -> str:
@@ -44,6 +46,8 @@ def all_expressions(interval: str = "1m") -> list[tuple[str, str]]:
     """
     found = [(where, promql(expr, interval)) for where, expr in panel_expressions()]
     for alert in alerts():
-        found += [(f"alert {alert.name} / signal {i + 1}", signal)
-                  for i, signal in enumerate(alert.signals)]
+        found += [
+            (f"alert {alert.name} / signal {i + 1}", signal)
+            for i, signal in enumerate(alert.signals)
+        ]
     return found

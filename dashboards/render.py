@@ -68,10 +68,12 @@ def render_all(
         f"prometheus/rules/{RULES_FILE}": to_yaml(alert_rules(thresholds)),
         "alertmanager/alertmanager.yml": to_yaml(alertmanager_config(webhook_url)),
         "grafana/dashboard-configmaps.yaml": yaml.safe_dump_all(
-            dashboard_configmaps(namespace), sort_keys=False),
+            dashboard_configmaps(namespace), sort_keys=False
+        ),
     }
-    for name, text in provisioning(prometheus_url or default_prom,
-                                   alertmanager_url=alertmanager_url or default_am).items():
+    for name, text in provisioning(
+        prometheus_url or default_prom, alertmanager_url=alertmanager_url or default_am
+    ).items():
         files[f"grafana/provisioning/{name}"] = text
     for name, model in dashboards().items():
         files[f"grafana/dashboards/{name}"] = json.dumps(model, indent=2) + "\n"

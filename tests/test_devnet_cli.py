@@ -80,9 +80,7 @@ def test_port_zero_picks_distinct_free_ports() -> None:
     assert len(chosen) == 7 and len(set(chosen)) == 7
 
 
-def test_up_refuses_a_port_in_use_before_starting_anything(
-    tmp_path: Path, busy_port: int
-) -> None:
+def test_up_refuses_a_port_in_use_before_starting_anything(tmp_path: Path, busy_port: int) -> None:
     state = tmp_path / "state"
     result = _run("devnet", "up", "--nodes", "2", "--state-dir", str(state),
                   "--aggregator-port", str(busy_port), "--metrics-api-port", "0",

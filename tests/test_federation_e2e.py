@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_five_nodes_reach_80_percent_in_three_dp_rounds(mnist_path: Path) -> None:
-    settings = RunSettings(num_nodes=5, num_server_rounds=3, samples_per_node=4000,
-                           data_dir=str(mnist_path))
+    settings = RunSettings(
+        num_nodes=5, num_server_rounds=3, samples_per_node=4000, data_dir=str(mnist_path)
+    )
     assert settings.dp  # DP is the default
     results = run_federation(settings)
     assert [r.round for r in results] == [1, 2, 3]
@@ -28,8 +29,14 @@ def test_five_nodes_reach_80_percent_in_three_dp_rounds(mnist_path: Path) -> Non
 
 
 def test_half_sign_flippers_fltrust_converges_fedavg_does_not(mnist_path: Path) -> None:
-    common = dict(num_nodes=10, num_server_rounds=6, samples_per_node=3000, byzantine=5,
-                  attack="sign-flip", data_dir=str(mnist_path))
+    common = dict(
+        num_nodes=10,
+        num_server_rounds=6,
+        samples_per_node=3000,
+        byzantine=5,
+        attack="sign-flip",
+        data_dir=str(mnist_path),
+    )
     robust = run_federation(RunSettings(rule="fltrust", **common))  # type: ignore[arg-type]
     naive = run_federation(RunSettings(rule="fedavg", **common))  # type: ignore[arg-type]
     assert robust[-1].accuracy >= 90.0
@@ -43,8 +50,21 @@ def test_half_sign_flippers_fltrust_converges_fedavg_does_not(mnist_path: Path) 
 def test_simulate_cli_writes_json_and_plot_and_is_deterministic(
     tmp_path: Path, mnist_path: Path
 ) -> None:
-    args = ["simulate", "--nodes", "3", "--rounds", "2", "--samples-per-node", "300",
-            "--byzantine", "0.34", "--attack", "gaussian", "--data-dir", str(mnist_path)]
+    args = [
+        "simulate",
+        "--nodes",
+        "3",
+        "--rounds",
+        "2",
+        "--samples-per-node",
+        "300",
+        "--byzantine",
+        "0.34",
+        "--attack",
+        "gaussian",
+        "--data-dir",
+        str(mnist_path),
+    ]
     runner = CliRunner()
     first = runner.invoke(main, [*args, "--out", str(tmp_path / "a.json")])
     assert first.exit_code == 0, first.output
@@ -67,7 +87,19 @@ def test_simulate_cli_errors_are_clear(tmp_path: Path) -> None:
     runner = CliRunner()
     bad = runner.invoke(main, ["simulate", "--nodes", "0"])
     assert bad.exit_code == 2 and "--nodes" in bad.output
-    missing = runner.invoke(main, ["simulate", "--nodes", "2", "--rounds", "1",
-                                   "--data-dir", str(tmp_path), "--out", str(tmp_path / "x.json")])
+    missing = runner.invoke(
+        main,
+        [
+            "simulate",
+            "--nodes",
+            "2",
+            "--rounds",
+            "1",
+            "--data-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "x.json"),
+        ],
+    )
     assert missing.exit_code == 1 and "not found in" in missing.output
     assert "Traceback" not in missing.output
