@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -80,29 +82,46 @@ def command(name: str, args: list[str], data_dir: str | None) -> list[str]:
     return cmd
 
 
-def run(only: list[str] | None, data_dir: str | None) -> None:
+def _run_one(label: str, name: str, args: list[str], data_dir: str | None, jobs: int) -> None:
+    cmd = command(name, args, data_dir)
+    print(f"{label} {name}: {shlex.join(cmd)}", flush=True)
+    start = time.time()
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=HERE.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    env = dict(os.environ)
+    if jobs > 1:  # one core each, so that side-by-side runs do not fight over threads
+        env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    log = RESULTS / f"{name}.log"
+    with log.open("w") as out:
+        subprocess.run(cmd, cwd=HERE.parent, check=True, env=env, stdout=out, stderr=out)
+    result = RESULTS / f"{name}.json"
+    data = json.loads(result.read_text())
+    data["code_version"] = commit  # the commit that produced these numbers
+    data["parallel_jobs"] = jobs  # wall times are comparable only within the same setting
+    result.write_text(json.dumps(data, indent=2) + "\n")
+    log.unlink()
+    print(f"    {name} finished in {time.time() - start:.0f}s", flush=True)
+
+
+def run(only: list[str] | None, data_dir: str | None, jobs: int = 1) -> None:
     RESULTS.mkdir(exist_ok=True)
     todo = {k: v for k, v in scenarios().items() if not only or k in only}
+    pending = []
     for index, (name, args) in enumerate(todo.items(), start=1):
+        label = f"[{index}/{len(todo)}]"
         if (RESULTS / f"{name}.json").exists():
-            print(f"[{index}/{len(todo)}] {name}: done already", flush=True)
-            continue
-        cmd = command(name, args, data_dir)
-        print(f"[{index}/{len(todo)}] {name}: {shlex.join(cmd)}", flush=True)
-        start = time.time()
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=HERE.parent,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        subprocess.run(cmd, cwd=HERE.parent, check=True)
-        result = RESULTS / f"{name}.json"
-        data = json.loads(result.read_text())
-        data["code_version"] = commit  # the commit that produced these numbers
-        result.write_text(json.dumps(data, indent=2) + "\n")
-        print(f"    finished in {time.time() - start:.0f}s", flush=True)
+            print(f"{label} {name}: done already", flush=True)
+        else:
+            pending.append((label, name, args))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(_run_one, *item, data_dir, jobs) for item in pending]
+        for future in futures:
+            future.result()  # a failed scenario stops the report with its error
 
 
 def _load(name: str) -> dict | None:
@@ -190,11 +209,14 @@ def main() -> int:
     run_p = sub.add_parser("run", help="run the scenarios not run yet")
     run_p.add_argument("--only", nargs="*", help="scenario names")
     run_p.add_argument("--data-dir")
+    run_p.add_argument(
+        "--jobs", type=int, default=1, help="scenarios side by side (one thread each)"
+    )
     sub.add_parser("report", help="write benchmarks/convergence.md")
     sub.add_parser("list", help="list the scenarios and their commands")
     args = parser.parse_args()
     if args.what == "run":
-        run(args.only, args.data_dir)
+        run(args.only, args.data_dir, args.jobs)
     elif args.what == "list":
         for name, sargs in scenarios().items():
             print(f"{name}: {shlex.join(command(name, sargs, None))}")
