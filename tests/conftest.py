@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,12 @@ def mnist_path() -> Path:
     if not (path / "train-images-idx3-ubyte.gz").exists():
         pytest.fail(f"MNIST not found at {path}; set SM_DATA_DIR to the four IDX files")
     return path
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port that something already listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]

@@ -4,8 +4,6 @@ environment variables, validated before anything starts, with clear errors."""
 from __future__ import annotations
 
 import shutil
-import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,14 +36,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(main, args, env=env or {})
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def _aggregator(pki: Path, tmp_path: Path, *extra: str, port: bool = True) -> list[str]:

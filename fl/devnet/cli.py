@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fl.contract import ATTACK_MODES, CHECKPOINT_DIR, DEFAULT_RULE, ENV_DATA_DIR
+from fl.contract import ATTACK_MODES, CHECKPOINT_DIR, DEFAULT_RULE
 from fl.devnet.layout import DevnetRecord, Layout, RecordError
 from fl.devnet.plan import (
     DEFAULT_PORTS,
@@ -27,7 +27,7 @@ from fl.devnet.plan import (
 )
 from fl.devnet.processes import alive, stop
 from fl.devnet.progress import completed_rounds, round_line, run_info, run_line
-from fl.launch.config_options import check_listen
+from fl.launch.config_options import check_listen, data_dir_option
 
 __all__ = ["devnet"]
 
@@ -149,13 +149,7 @@ def devnet() -> None:
     help="Other run-config keys for the aggregator (e.g. 'lr=0.5').",
 )
 @_state_dir
-@click.option(
-    "--data-dir",
-    envvar=ENV_DATA_DIR,
-    show_envvar=True,
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="MNIST IDX files. [default: a cache filled by download]",
-)
+@data_dir_option()
 @click.option(
     "--monitoring",
     is_flag=True,

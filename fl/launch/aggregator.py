@@ -58,7 +58,13 @@ from fl.contract import (
     ENV_STATE_DIR,
     ENV_TLS_DIR,
 )
-from fl.launch.config_options import PORT, check_listen, clear_errors, parse_pairs
+from fl.launch.config_options import (
+    PORT,
+    check_listen,
+    clear_errors,
+    data_dir_option,
+    parse_pairs,
+)
 from fl.launch.proc import configure_logging, local_address, pythonpath_with_our_packages
 from fl.launch.run_info import write_run_info
 from fl.launch.supervise import Child, Children, Stop, shielded, stop_signals
@@ -308,13 +314,7 @@ def _wait_ready(address: str, port: int, operator_dir: Path, superlink: Child) -
     show_default=True,
     help="Per-node ε budget; a node that would exceed it stops training (0: none).",
 )
-@click.option(
-    "--data-dir",
-    envvar=ENV_DATA_DIR,
-    show_envvar=True,
-    type=_existing_dir,
-    help="MNIST IDX files for the server-side evaluation. [default: a cache filled by download]",
-)
+@data_dir_option(" for the server-side evaluation")
 @click.option(
     "--run-config",
     "extra",

@@ -6,20 +6,35 @@ import socket
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import click
 
 from certs.pki import CertificateError
+from fl.contract import ENV_DATA_DIR
 from fl.launch.tls_material import TLSMaterialError
 
 __all__ = [
     "PORT",
     "check_listen",
     "clear_errors",
+    "data_dir_option",
     "parse_pairs",
 ]
 
 PORT = click.IntRange(1, 65535)
+
+
+def data_dir_option(used_for: str = "") -> Any:
+    """``--data-dir`` / ``SM_DATA_DIR``: an existing directory of the MNIST IDX files."""
+    return click.option(
+        "--data-dir",
+        envvar=ENV_DATA_DIR,
+        show_envvar=True,
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help=f"MNIST IDX files{used_for}. [default: a cache filled by download]",
+    )
 
 
 @contextmanager

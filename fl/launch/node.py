@@ -28,7 +28,6 @@ from fl.contract import (
     ENV_AGGREGATOR_HOST,
     ENV_AGGREGATOR_PORT,
     ENV_ATTACK_SCALE,
-    ENV_DATA_DIR,
     ENV_NODE_ATTACK,
     ENV_NODE_ID,
     ENV_NODE_METRICS_PORT,
@@ -40,7 +39,7 @@ from fl.contract import (
     NODE_FIT_LOG_FILE,
     NODE_METRICS_PORT,
 )
-from fl.launch.config_options import PORT, check_listen, clear_errors
+from fl.launch.config_options import PORT, check_listen, clear_errors, data_dir_option
 from fl.launch.proc import configure_logging, pythonpath_with_our_packages
 from fl.launch.supervise import Children, Stop, shielded, stop_signals
 
@@ -164,13 +163,7 @@ def _partition_of(node_id: str, override: int | None) -> int:
     show_default=True,
     help="Strength of the attack (sign-flip and gaussian).",
 )
-@click.option(
-    "--data-dir",
-    envvar=ENV_DATA_DIR,
-    show_envvar=True,
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="MNIST IDX files. [default: a cache filled by download]",
-)
+@data_dir_option()
 @click.option(
     "--state-dir",
     envvar=ENV_NODE_STATE_DIR,
