@@ -490,3 +490,20 @@ def test_repeated_reads_see_every_round_as_it_is_recorded(store_path: Path) -> N
         store.append(sample_round(n))
         assert client.get("/convergence").json["rounds"] == list(range(1, n + 1))
         assert value(scrape(client), contract.METRIC_ROUNDS_TOTAL) == n
+
+
+def test_a_body_is_rendered_once_per_store_snapshot() -> None:
+    from fl.metrics_api.app import RenderedCache
+    from fl.metrics_api.snapshot import Snapshot
+
+    cache, calls = RenderedCache(), []
+    first, second = Snapshot(rounds=[], latest_nodes=[]), Snapshot(rounds=[], latest_nodes=[])
+
+    def render() -> bytes:
+        calls.append(1)
+        return f"body {len(calls)}".encode()
+
+    assert cache.get("k", first, render) == b"body 1"
+    assert cache.get("k", first, render) == b"body 1"  # same snapshot: not rendered again
+    assert cache.get("other", first, render) == b"body 2"  # each key its own body
+    assert cache.get("k", second, render) == b"body 3"  # the store changed: rendered anew

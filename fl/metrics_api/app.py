@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,29 @@ def parse_limit(raw: str | None) -> int | None:
     return int(raw)
 
 
+class RenderedCache:
+    """The last body rendered per key, reused while the store snapshot behind it is the same
+    object: :class:`SnapshotReader` hands out one snapshot until the store changes, and for at
+    most ``max_age`` seconds, so a cached body is never staler than the snapshot itself.
+    Under load this turns most requests into a lookup instead of a render."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bodies: dict[Hashable, tuple[Snapshot, bytes]] = {}
+
+    def get(self, key: Hashable, snap: Snapshot, render: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            hit = self._bodies.get(key)
+        if hit is not None and hit[0] is snap:
+            return hit[1]
+        body = render()
+        with self._lock:
+            if len(self._bodies) > 64:  # ?limit= values: keep the cache small
+                self._bodies.clear()
+            self._bodies[key] = (snap, body)
+        return body
+
+
 def unavailable(exc: StoreUnreadableError) -> tuple[Response, int]:
     return jsonify(status="unhealthy", service=SERVICE, reason=str(exc)), 503
 
@@ -62,6 +87,13 @@ def create_app(
     def snapshot() -> Snapshot:
         return reader.read()
 
+    rendered = RenderedCache()
+
+    def json_body(key: Hashable, snap: Snapshot, build: Callable[[], Any]) -> Response:
+        # rendered as jsonify would (the app's JSON settings, trailing newline)
+        body = rendered.get(key, snap, lambda: f"{app.json.dumps(build())}\n".encode())
+        return Response(body, mimetype="application/json")
+
     @app.get("/health")
     def health() -> Any:
         try:
@@ -82,16 +114,18 @@ def create_app(
     def convergence_view() -> Any:
         limit = parse_limit(request.args.get("limit"))
         try:
-            return jsonify(convergence(snapshot(), limit))
+            snap = snapshot()
         except StoreUnreadableError as exc:
             return unavailable(exc)
+        return json_body(("convergence", limit), snap, lambda: convergence(snap, limit))
 
     @app.get("/metrics_summary")
     def summary_view() -> Any:
         try:
-            return jsonify(summary(snapshot(), config))
+            snap = snapshot()
         except StoreUnreadableError as exc:
             return unavailable(exc)
+        return json_body("summary", snap, lambda: summary(snap, config))
 
     @app.get("/metrics")
     def metrics_view() -> Response:
@@ -100,7 +134,13 @@ def create_app(
             encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         except Exception:  # a malformed Accept header gets the plain text format
             encoder, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
-        return Response(encoder(registry), content_type=content_type)
+        try:
+            snap = snapshot()
+        except StoreUnreadableError:  # still served: sovereignmap_metrics_store_up says 0
+            return Response(encoder(registry), content_type=content_type)
+        # process and certificate metrics are then as old as the snapshot (at most 1 s)
+        body = rendered.get(("metrics", content_type), snap, lambda: encoder(registry))
+        return Response(body, content_type=content_type)
 
     @app.get("/")
     def index() -> Any:
