@@ -10,6 +10,9 @@ SHARED_MNIST := $(abspath ../shared/data/mnist)
 export SM_DATA_DIR ?= $(if $(wildcard $(SHARED_MNIST)/train-images-idx3-ubyte.gz),$(SHARED_MNIST),)
 NODES ?= 5
 ROUNDS ?= 5
+# More `sovereign-map up` options, e.g. UP_ARGS=--resume (continue the last run),
+# UP_ARGS=--fresh (start over), UP_ARGS='--monitoring --detach'.
+UP_ARGS ?=
 
 .PHONY: setup up down status test lint
 
@@ -25,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed  ## create .venv with everything
 
 up: setup  ## bring the local testnet up (Pulumi + Docker where they exist, else the process devnet)
-	@$(VENV)/bin/sovereign-map up --nodes $(NODES) --rounds $(ROUNDS)
+	@$(VENV)/bin/sovereign-map up --nodes $(NODES) --rounds $(ROUNDS) $(UP_ARGS)
 
 down: setup
 	@$(VENV)/bin/sovereign-map down

@@ -156,6 +156,20 @@ def test_convergence_rejects_bad_limits_with_json_400(client: FlaskClient, limit
     assert "limit" in response.json["message"]
 
 
+@pytest.mark.parametrize(
+    ("rounds", "planned", "state"),
+    [(0, 3, "waiting for round 1"), (2, 3, "training"), (3, 3, "completed"), (3, None, "training")],
+)
+def test_the_run_state_says_when_the_planned_rounds_are_done(
+    store_path: Path, rounds: int, planned: int | None, state: str
+) -> None:
+    MetricsStore(store_path).initialise()
+    fill_store(store_path, rounds)
+    client = create_app(store_path, run_config=RunConfig(rounds_planned=planned)).test_client()
+    assert client.get("/convergence").json["status"] == state
+    assert client.get("/health").json["state"] == state
+
+
 def test_summary_reports_current_state_history_and_rates(store_path: Path) -> None:
     fill_store(store_path, 12)
     config = RunConfig(rounds_planned=20, nodes_expected=5, epsilon_budget=8.0)

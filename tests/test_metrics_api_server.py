@@ -44,8 +44,11 @@ def get(port: int, path: str) -> tuple[int, bytes]:
 
 def raw(port: int, payload: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
+        try:
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the server refused (e.g. a too-large header) and hung up first
+            pass
         chunks = []
         try:
             while chunk := sock.recv(65536):

@@ -18,7 +18,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from fl.metrics_api.collector import StoreCollector
 from fl.metrics_api.config import RunConfig
 from fl.metrics_api.snapshot import Snapshot, SnapshotReader, StoreUnreadableError
-from fl.metrics_api.views import convergence, summary
+from fl.metrics_api.views import convergence, run_state, summary
 from fl.metrics_store import MetricsStore
 
 SERVICE = "metrics-api"
@@ -105,7 +105,7 @@ def create_app(
             status="healthy",
             service=SERVICE,
             store=str(store.path),
-            state="training" if latest else "waiting for round 1",
+            state=run_state(snap, config),
             current_round=latest.round if latest else 0,
             last_round_timestamp=latest.timestamp if latest else None,
         )
@@ -117,7 +117,7 @@ def create_app(
             snap = snapshot()
         except StoreUnreadableError as exc:
             return unavailable(exc)
-        return json_body(("convergence", limit), snap, lambda: convergence(snap, limit))
+        return json_body(("convergence", limit), snap, lambda: convergence(snap, limit, config))
 
     @app.get("/metrics_summary")
     def summary_view() -> Any:

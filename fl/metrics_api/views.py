@@ -18,7 +18,18 @@ def finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def convergence(snapshot: Snapshot, limit: int | None = None) -> dict[str, Any]:
+def run_state(snapshot: Snapshot, config: RunConfig | None = None) -> str:
+    """``waiting for round 1``, ``training``, or ``completed`` once the planned rounds are in."""
+    latest = snapshot.latest
+    if latest is None:
+        return "waiting for round 1"
+    planned = config.rounds_planned if config else None
+    return "completed" if planned and latest.round >= planned else "training"
+
+
+def convergence(
+    snapshot: Snapshot, limit: int | None = None, config: RunConfig | None = None
+) -> dict[str, Any]:
     """The accuracy/loss curves in the shape of the original guide's ``curl … | jq`` examples."""
     rows = snapshot.rounds[-limit:] if limit else snapshot.rounds
     latest = snapshot.latest
@@ -31,7 +42,7 @@ def convergence(snapshot: Snapshot, limit: int | None = None) -> dict[str, Any]:
         "current_round": latest.round if latest else 0,
         "current_accuracy": finite(latest.accuracy) if latest else None,
         "current_loss": finite(latest.loss) if latest else None,
-        "status": "training" if latest else "waiting for round 1",
+        "status": run_state(snapshot, config),
     }
 
 
