@@ -11,8 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -37,6 +35,7 @@ from fl.devnet.layout import DevnetRecord, Layout
 from fl.devnet.processes import alive
 from fl.metrics_store import MetricsStore, RoundRow
 from fl.task import build_model, evaluate, set_weights
+from tests.tls_client import tls_request
 
 pytest.importorskip("flwr")
 pytestmark = pytest.mark.slow
@@ -128,22 +127,9 @@ def prom_query(port: int, expr: str) -> list[dict[str, Any]]:
 
 def handshake(port: int, ca: Path, bundle: Path | None) -> tuple[int, bytes]:
     """(our port, the aggregator's answer to a Fleet request); b'' when refused."""
-    context = ssl.create_default_context(cafile=str(ca))
-    if bundle is not None:
-        context.load_cert_chain(bundle / "tls.crt", bundle / "tls.key")
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        ours = raw.getsockname()[1]
-        request = b"POST /v1/fleet/pull-messages HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" \
-                  b"Connection: close\r\n\r\n"  # fmt: skip
-        try:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                tls.sendall(request)
-                data = b""
-                while chunk := tls.recv(4096):
-                    data += chunk
-        except (ssl.SSLError, ConnectionError):
-            return ours, b""
-    return ours, data
+    request = b"POST /v1/fleet/pull-messages HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" \
+              b"Connection: close\r\n\r\n"  # fmt: skip
+    return tls_request(port, ca, bundle, request)
 
 
 def pids_alive(pids: list[int]) -> list[int]:

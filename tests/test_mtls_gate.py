@@ -26,6 +26,7 @@ from certs.pki import build_crl, create_ca, issue_client
 from fl.launch.mtls import free_port, role_policy
 from fl.launch.mtls_server import mtls_server
 from fl.launch.tls_material import ClientIdentity, ServerTLS, TLSMaterialError
+from tests.tls_client import tls_request
 
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
@@ -90,28 +91,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         thread.join(timeout=10)
 
 
-def _client_context(stack: Stack, bundle: Path | None) -> ssl.SSLContext:
+def _client_context(stack: Stack, bundle: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(stack.root / "ca" / "ca.crt"))
-    if bundle is not None:
-        context.load_cert_chain(bundle / "tls.crt", bundle / "tls.key")
+    context.load_cert_chain(bundle / "tls.crt", bundle / "tls.key")
     return context
 
 
 def _get(stack: Stack, bundle: Path | None, path: str = "/v1/fleet/x") -> tuple[int, bytes]:
     """(client port, response bytes); b'' when the handshake is refused."""
-    context = _client_context(stack, bundle)
-    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as raw:
-        local_port = raw.getsockname()[1]
-        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-        try:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                tls.sendall(request)
-                data = b""
-                while chunk := tls.recv(4096):
-                    data += chunk
-        except (ssl.SSLError, ConnectionError):
-            return local_port, b""
-    return local_port, data
+    request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    return tls_request(stack.port, stack.root / "ca" / "ca.crt", bundle, request)
 
 
 def test_a_node_certificate_gets_through(stack: Stack) -> None:
