@@ -183,6 +183,17 @@ def report() -> str:
         "| rule | " + " | ".join(f"{round(level * 100)}% attackers" for level in LEVELS) + " |",
         "|---|" + "---|" * len(LEVELS),
     ]
+    b_eps = [
+        max(data["node_final_epsilon"].values())
+        for name in scenarios()
+        if name.startswith("b-") and (data := _load(name)) is not None
+    ]
+    if b_eps:
+        lines.insert(
+            -3,
+            f"Each node's ε after the last round: {min(b_eps):.2f}–{max(b_eps):.2f} (small "
+            "partitions mean a high sampling rate, so a high ε).",
+        )
     commands = []
     for rule in RULES:
         cells = []
