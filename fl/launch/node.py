@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from fl.contract import (
+    AGGREGATOR_PORT,
     ATTACK_MODES,
     ENV_AGGREGATOR_HOST,
     ENV_AGGREGATOR_PORT,
@@ -131,7 +132,7 @@ def _partition_of(node_id: str, override: int | None) -> int:
     envvar=ENV_AGGREGATOR_PORT,
     show_envvar=True,
     type=PORT,
-    default=8080,
+    default=AGGREGATOR_PORT,
     show_default=True,
     help="Aggregator port.",
 )
